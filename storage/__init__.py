@@ -1,0 +1,1 @@
+"""PostgreSQL storage: connection, migrations and the journal writer (asyncpg)."""
