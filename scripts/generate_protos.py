@@ -55,10 +55,13 @@ def generate(out: Path) -> list[Path]:
                 continue
             target = out / source.relative_to(scratch)
             target.parent.mkdir(parents=True, exist_ok=True)
-            text = _IMPORT.sub(lambda m: f"{m.group(1)} {PACKAGE_PREFIX}.execgw.v1", source.read_text())
+            text = _IMPORT.sub(
+                lambda m: f"{m.group(1)} {PACKAGE_PREFIX}.execgw.v1", source.read_text()
+            )
             target.write_text(text)
             written.append(target)
-        for folder in {p.parent for p in written}:
+        for parent in {p.parent for p in written}:
+            folder = parent
             while folder != out:
                 init = folder / "__init__.py"
                 if not init.exists():

@@ -8,7 +8,8 @@ Conventions used by every file in this package:
 - quantities are int64 whole shares;
 - times are google.protobuf.Timestamp (UTC on the wire; exchange time is America/New_York);
 - trade dates are ISO strings "YYYY-MM-DD" in exchange time;
-- every enum starts with *_UNSPECIFIED = 0, which is never a valid input;
+- every enum starts with *_UNSPECIFIED = 0, which is not a valid input unless the field's
+  comment gives it a default;
 - field numbers are never reused: removed fields are listed as reserved.
 """
 
@@ -206,6 +207,7 @@ class Order(_message.Message):
     limit_price: _builtins.str
     """Decimal string; required for limit types, empty for market types."""
     time_in_force: Global___TimeInForce.ValueType
+    """Unspecified means DAY."""
     venue: _builtins.str
     """Venue the OMS intends to send to; empty lets the router choose."""
     post_only: _builtins.bool

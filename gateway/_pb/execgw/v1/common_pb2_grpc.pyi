@@ -8,7 +8,8 @@ Conventions used by every file in this package:
 - quantities are int64 whole shares;
 - times are google.protobuf.Timestamp (UTC on the wire; exchange time is America/New_York);
 - trade dates are ISO strings "YYYY-MM-DD" in exchange time;
-- every enum starts with *_UNSPECIFIED = 0, which is never a valid input;
+- every enum starts with *_UNSPECIFIED = 0, which is not a valid input unless the field's
+  comment gives it a default;
 - field numbers are never reused: removed fields are listed as reserved.
 """
 

@@ -1,0 +1,263 @@
+"""Proto <-> domain conversion and request validation: the only module that knows both sides.
+
+Parsers collect every problem of a request as ``FieldViolation``s (named by field path, e.g.
+``order.limit_price``) and raise one ``InvalidArgument`` listing them all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway._pb.execgw.v1 import common_pb2 as common
+from gateway.domain.orders import OrderRequest, OrderType, Side, TimeInForce
+from gateway.errors import FieldViolation, InvalidArgument
+
+__all__ = ["FieldViolation", "InvalidArgument", "Problems"]
+
+MAX_ID_LENGTH = 64
+MAX_DECIMAL_LENGTH = 32
+MAX_DECIMAL_PLACES = 6
+MAX_QUANTITY = 1_000_000_000
+# Larger than any US equity price or account cash figure; rejects "1e400" and the like.
+MAX_MAGNITUDE = Decimal("1e12")
+_SYMBOL = re.compile(r"[A-Z][A-Z0-9./-]{0,15}")
+_VENUE = re.compile(r"[A-Z][A-Z0-9_]{0,15}")
+_IDENTIFIER = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, no spaces
+
+E = TypeVar("E", bound=Enum)
+
+Problems = list[FieldViolation]
+
+
+def raise_if(problems: Problems) -> None:
+    if problems:
+        raise InvalidArgument(problems)
+
+
+# --- scalars -----------------------------------------------------------------------------------
+
+
+def identifier(value: str, field: str, problems: Problems, *, required: bool = True) -> str:
+    """An id chosen by the client (order id, account, exec id): printable ASCII, 1-64 chars."""
+    if not value:
+        if required:
+            problems.append(FieldViolation(field, "is required"))
+        return value
+    if len(value) > MAX_ID_LENGTH:
+        problems.append(FieldViolation(field, f"is longer than {MAX_ID_LENGTH} characters"))
+    elif not _IDENTIFIER.fullmatch(value):
+        problems.append(FieldViolation(field, "must be printable ASCII without spaces"))
+    return value
+
+
+def symbol(value: str, field: str, problems: Problems) -> str:
+    if not value:
+        problems.append(FieldViolation(field, "is required"))
+    elif len(value) > 16:
+        problems.append(FieldViolation(field, "is longer than 16 characters"))
+    elif not _SYMBOL.fullmatch(value):
+        problems.append(
+            FieldViolation(field, "must be an upper-case ticker (letters, digits, '.', '/', '-')")
+        )
+    return value
+
+
+def venue(value: str, field: str, problems: Problems, *, required: bool = False) -> str:
+    if not value:
+        if required:
+            problems.append(FieldViolation(field, "is required"))
+        return value
+    if len(value) > 16 or not _VENUE.fullmatch(value):
+        problems.append(
+            FieldViolation(field, "must be a venue code of up to 16 upper-case letters, digits, _")
+        )
+    return value
+
+
+def decimal(
+    text: str,
+    field: str,
+    problems: Problems,
+    *,
+    required: bool = True,
+    positive: bool = True,
+) -> Decimal | None:
+    """A decimal string: finite, at most 6 decimal places, below 10^12 in size, and > 0 unless
+    ``positive`` is False."""
+    if not text:
+        if required:
+            problems.append(FieldViolation(field, "is required"))
+        return None
+    if len(text) > MAX_DECIMAL_LENGTH:
+        problems.append(FieldViolation(field, f"is longer than {MAX_DECIMAL_LENGTH} characters"))
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        problems.append(FieldViolation(field, f"is not a decimal number: {text!r}"))
+        return None
+    if not value.is_finite():
+        problems.append(FieldViolation(field, f"must be a finite number, not {text!r}"))
+        return None
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
+        problems.append(FieldViolation(field, f"has more than {MAX_DECIMAL_PLACES} decimal places"))
+        return None
+    if positive and value <= 0:
+        problems.append(FieldViolation(field, "must be greater than zero"))
+        return None
+    if abs(value) >= MAX_MAGNITUDE:
+        problems.append(FieldViolation(field, f"must be less than {MAX_MAGNITUDE:,.0f} in size"))
+        return None
+    return value
+
+
+def quantity(value: int, field: str, problems: Problems) -> int:
+    if value <= 0:
+        problems.append(FieldViolation(field, "must be a whole number of shares greater than zero"))
+    elif value > MAX_QUANTITY:
+        problems.append(FieldViolation(field, f"must be at most {MAX_QUANTITY:,} shares"))
+    return value
+
+
+def enum_value(
+    value: int,
+    mapping: Mapping[int, E],
+    field: str,
+    problems: Problems,
+    *,
+    default: E | None = None,
+) -> E | None:
+    """Map a proto enum number; 0 (UNSPECIFIED) takes ``default`` or is a missing field."""
+    if value == 0:
+        if default is None:
+            problems.append(FieldViolation(field, "is required"))
+        return default
+    found = mapping.get(value)
+    if found is None:
+        problems.append(FieldViolation(field, f"unknown value {value}"))
+    return found
+
+
+def trade_date(text: str, field: str, problems: Problems, *, required: bool = True) -> date | None:
+    if not text:
+        if required:
+            problems.append(FieldViolation(field, "is required"))
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        problems.append(FieldViolation(field, f"must be a date YYYY-MM-DD, not {text!r}"))
+        return None
+
+
+def timestamp(
+    value: Timestamp, present: bool, field: str, problems: Problems, *, required: bool = True
+) -> datetime | None:
+    if not present:
+        if required:
+            problems.append(FieldViolation(field, "is required"))
+        return None
+    if value.seconds <= 0:
+        problems.append(FieldViolation(field, "must be after 1970-01-01"))
+        return None
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def to_timestamp(value: datetime, into: Timestamp) -> None:
+    into.FromDatetime(value)
+
+
+# --- enums -------------------------------------------------------------------------------------
+
+SIDES: Mapping[int, Side] = {
+    common.SIDE_BUY: Side.BUY,
+    common.SIDE_SELL: Side.SELL,
+    common.SIDE_SELL_SHORT: Side.SELL_SHORT,
+    common.SIDE_SELL_SHORT_EXEMPT: Side.SELL_SHORT_EXEMPT,
+}
+ORDER_TYPES: Mapping[int, OrderType] = {
+    common.ORDER_TYPE_MARKET: OrderType.MARKET,
+    common.ORDER_TYPE_LIMIT: OrderType.LIMIT,
+    common.ORDER_TYPE_MARKET_ON_OPEN: OrderType.MARKET_ON_OPEN,
+    common.ORDER_TYPE_LIMIT_ON_OPEN: OrderType.LIMIT_ON_OPEN,
+    common.ORDER_TYPE_MARKET_ON_CLOSE: OrderType.MARKET_ON_CLOSE,
+    common.ORDER_TYPE_LIMIT_ON_CLOSE: OrderType.LIMIT_ON_CLOSE,
+    common.ORDER_TYPE_IMBALANCE_ONLY: OrderType.IMBALANCE_ONLY,
+    common.ORDER_TYPE_CLOSING_OFFSET: OrderType.CLOSING_OFFSET,
+    common.ORDER_TYPE_MIDPOINT_PEG: OrderType.MIDPOINT_PEG,
+}
+TIMES_IN_FORCE: Mapping[int, TimeInForce] = {
+    common.TIME_IN_FORCE_DAY: TimeInForce.DAY,
+    common.TIME_IN_FORCE_IOC: TimeInForce.IOC,
+    common.TIME_IN_FORCE_FOK: TimeInForce.FOK,
+    common.TIME_IN_FORCE_GTC: TimeInForce.GTC,
+}
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+def order(message: common.Order, field: str, problems: Problems) -> OrderRequest | None:
+    """Parse an ``Order``; returns None (with problems recorded) when it is invalid."""
+    before = len(problems)
+    client_order_id = identifier(message.client_order_id, f"{field}.client_order_id", problems)
+    account = identifier(message.account, f"{field}.account", problems)
+    ticker = symbol(message.symbol, f"{field}.symbol", problems)
+    side = enum_value(message.side, SIDES, f"{field}.side", problems)
+    order_type = enum_value(message.order_type, ORDER_TYPES, f"{field}.order_type", problems)
+    shares = quantity(message.quantity, f"{field}.quantity", problems)
+    tif = enum_value(
+        message.time_in_force,
+        TIMES_IN_FORCE,
+        f"{field}.time_in_force",
+        problems,
+        default=TimeInForce.DAY,
+    )
+    limit_price: Decimal | None = None
+    price_field = f"{field}.limit_price"
+    if order_type is not None:
+        if order_type.has_limit:
+            limit_price = decimal(message.limit_price, price_field, problems)
+        elif order_type is OrderType.MIDPOINT_PEG:
+            limit_price = decimal(message.limit_price, price_field, problems, required=False)
+        elif message.limit_price:
+            problems.append(
+                FieldViolation(price_field, f"must be empty for {order_type.value} orders")
+            )
+    destination = venue(message.venue, f"{field}.venue", problems)
+    if len(problems) != before:
+        return None
+    assert side is not None and order_type is not None and tif is not None
+    return OrderRequest(
+        client_order_id=client_order_id,
+        account=account,
+        symbol=ticker,
+        side=side,
+        order_type=order_type,
+        quantity=shares,
+        limit_price=limit_price,
+        time_in_force=tif,
+        venue=destination,
+        post_only=message.post_only,
+        hidden=message.hidden,
+        intermarket_sweep=message.intermarket_sweep,
+    )
+
+
+def require_order(message: common.Order, present: bool, field: str = "order") -> OrderRequest:
+    """Parse a required ``Order`` field or raise InvalidArgument naming every problem."""
+    problems: Problems = []
+    if not present:
+        raise InvalidArgument.field(field, "is required")
+    parsed = order(message, field, problems)
+    raise_if(problems)
+    assert parsed is not None
+    return parsed

@@ -1,0 +1,210 @@
+"""Settings: parsed once at start from defaults, a TOML file, EXECGW_* variables and flags.
+
+Later sources win: defaults < config file < environment < command-line flags. Every setting has
+all four spellings: ``grpc_port`` in the file, ``EXECGW_GRPC_PORT`` in the environment and
+``--grpc-port`` on the command line. Unknown keys and invalid values fail the start with every
+problem listed at once. The result is a frozen ``Settings`` that is passed down; nothing else reads
+the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigurationError
+
+ENV_PREFIX = "EXECGW_"
+# Variables with the prefix that are not settings.
+ENV_NOT_SETTINGS = frozenset({"EXECGW_CONFIG", "EXECGW_TEST_DATABASE_URL"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("json", "text")
+
+
+def default_data_dir() -> Path:
+    """Per-user data folder for the embedded PostgreSQL (XDG base directory spec)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "execgw" / "postgres"
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the gateway process."""
+
+    grpc_host: str = field(default="127.0.0.1", metadata=_help("address the gRPC server binds"))
+    grpc_port: int = field(default=50051, metadata=_help("gRPC port; 0 picks a free port"))
+    metrics_host: str = field(default="127.0.0.1", metadata=_help("address of the metrics server"))
+    metrics_port: int = field(
+        default=9108, metadata=_help("Prometheus metrics port; 0 picks a free port, -1 disables")
+    )
+    database_url: str | None = field(
+        default=None,
+        metadata=_help("PostgreSQL URL; unset starts an embedded PostgreSQL in data_dir"),
+    )
+    data_dir: Path = field(
+        default_factory=default_data_dir,
+        metadata=_help("data folder of the embedded PostgreSQL"),
+    )
+    db_pool_min_size: int = field(default=2, metadata=_help("connections kept open"))
+    db_pool_max_size: int = field(default=10, metadata=_help("most connections in the pool"))
+    db_connect_timeout_seconds: float = field(
+        default=10.0, metadata=_help("timeout for connecting to PostgreSQL")
+    )
+    db_command_timeout_seconds: float = field(
+        default=30.0, metadata=_help("timeout of one database statement")
+    )
+    migration_lock_timeout_seconds: float = field(
+        default=60.0, metadata=_help("how long a start waits for another start's migrations")
+    )
+    shutdown_grace_seconds: float = field(
+        default=10.0, metadata=_help("time in-flight RPCs get to finish on SIGTERM/SIGINT")
+    )
+    shutdown_drain_seconds: float = field(
+        default=0.0,
+        metadata=_help(
+            "time between reporting NOT_SERVING and closing the listener, for load balancers"
+        ),
+    )
+    max_message_bytes: int = field(
+        default=4 * 1024 * 1024, metadata=_help("largest gRPC message accepted or sent")
+    )
+    reflection: bool = field(default=True, metadata=_help("serve gRPC server reflection"))
+    log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR"))
+    log_format: str = field(default="json", metadata=_help("json (one object a line) or text"))
+
+    def validate(self) -> list[str]:
+        """Return every problem with the values (empty when valid)."""
+        problems = []
+        for name in ("grpc_port", "metrics_port"):
+            port = getattr(self, name)
+            low = -1 if name == "metrics_port" else 0
+            if not low <= port <= 65535:
+                problems.append(f"{name}={port}: must be between {low} and 65535")
+        if self.db_pool_min_size < 0:
+            problems.append(f"db_pool_min_size={self.db_pool_min_size}: must be >= 0")
+        if self.db_pool_max_size < max(1, self.db_pool_min_size):
+            problems.append(
+                f"db_pool_max_size={self.db_pool_max_size}: must be >= 1 and >= db_pool_min_size"
+            )
+        for name in (
+            "db_connect_timeout_seconds",
+            "db_command_timeout_seconds",
+            "migration_lock_timeout_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name}={getattr(self, name)}: must be > 0")
+        for name in ("shutdown_grace_seconds", "shutdown_drain_seconds"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)}: must be >= 0")
+        if self.max_message_bytes < 1024:
+            problems.append(f"max_message_bytes={self.max_message_bytes}: must be >= 1024")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"log_level={self.log_level!r}: must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            problems.append(
+                f"log_format={self.log_format!r}: must be one of {', '.join(LOG_FORMATS)}"
+            )
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgres://", "postgresql://")
+        ):
+            problems.append("database_url: must start with postgresql:// or postgres://")
+        return problems
+
+
+FIELDS: Mapping[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parser(name: str) -> Callable[[Any], Any]:
+    kind = str(FIELDS[name].type)
+    if kind == "int":
+        return lambda v: v if isinstance(v, int) and not isinstance(v, bool) else int(str(v))
+    if kind == "float":
+        return lambda v: (
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float(str(v))
+        )
+    if kind == "bool":
+        return lambda v: v if isinstance(v, bool) else _parse_bool(str(v))
+    if kind == "Path":
+        return lambda v: Path(str(v)).expanduser()
+    if kind == "str | None":
+        return lambda v: None if v in (None, "") else str(v)
+    return str
+
+
+def _coerce(raw: Mapping[str, Any], source: str, problems: list[str]) -> dict[str, Any]:
+    values = {}
+    for key, value in raw.items():
+        if key not in FIELDS:
+            problems.append(f"{source}: unknown setting {key!r}")
+            continue
+        try:
+            values[key] = _parser(key)(value)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{source}: {key}={value!r}: {exc}")
+    return values
+
+
+def from_env(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Settings named by EXECGW_* variables, and the unknown ones."""
+    found: dict[str, str] = {}
+    unknown = []
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key in FIELDS:
+            found[key] = value
+        else:
+            unknown.append(f"environment: unknown variable {name}")
+    return found, unknown
+
+
+def load(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from every source, or raise ConfigurationError listing each problem.
+
+    ``config_file`` defaults to $EXECGW_CONFIG when set. ``overrides`` are command-line values.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["EXECGW_CONFIG"]) if env.get("EXECGW_CONFIG") else None)
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                values.update(_coerce(tomllib.load(handle), f"config file {path}", problems))
+        except OSError as exc:
+            problems.append(f"config file {path}: cannot read: {exc.strerror}")
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"config file {path}: not valid TOML: {exc}")
+    env_values, env_problems = from_env(env)
+    problems.extend(env_problems)
+    values.update(_coerce(env_values, "environment", problems))
+    values.update(_coerce(dict(overrides or {}), "command line", problems))
+    settings = Settings(**values)
+    problems.extend(settings.validate())
+    if problems:
+        raise ConfigurationError(problems)
+    return settings
