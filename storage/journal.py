@@ -1,0 +1,450 @@
+"""The journal writer: one task, one connection, group commit with COPY.
+
+Callers hand a validated ``FillRow`` to ``JournalWriter.record`` and await it. The writer takes
+everything queued since its last commit (no linger timer: a timer only adds latency), links each row
+into this process's hash chain, and writes the batch with one COPY straight into ``trade_fills``
+in autocommit. A caller's future is resolved only after that COPY has returned, so an acknowledged
+fill is a committed fill (synchronous_commit stays on).
+
+A COPY cannot skip duplicates. On a unique violation the writer looks up which keys of the batch
+already exist, answers those callers with the stored row (``duplicate=True``) or a conflict when the
+content differs, and writes the rest again. When the connection fails the outcome of the batch is
+unknown, so its callers get ``JournalUnavailable`` (retryable; a retry is idempotent) and the
+writer reconnects, continuing its chain from what the database holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from decimal import Decimal
+
+import asyncpg
+
+from gateway.errors import AlreadyExists, ExecgwError
+from storage.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH = bytes(32)
+SEQUENCE_BLOCK = 1024
+APP_ROLE = "execgw_app"
+
+
+class JournalUnavailable(DatabaseUnavailable):
+    """The fill was not acknowledged: the journal cannot write now. Retrying is safe."""
+
+    reason = "JOURNAL_UNAVAILABLE"
+
+
+class JournalRejected(ExecgwError):
+    """PostgreSQL refused the row itself (a constraint the edge should have caught)."""
+
+    reason = "JOURNAL_REJECTED"
+
+
+class FillConflict(AlreadyExists):
+    """A fill with this key is recorded with different content; the stored one is untouched."""
+
+    reason = "FILL_CONFLICT"
+
+
+@dataclass(frozen=True, slots=True)
+class FillRow:
+    """One fill as the journal stores it (content columns; the writer adds sequence and hashes)."""
+
+    trade_date: date
+    venue: str
+    exec_id: str
+    account: str
+    symbol: str
+    side: str
+    quantity: int
+    price: Decimal
+    liquidity: str
+    transaction_time: datetime
+    received_at: datetime
+    client_order_id: str = ""
+    decision_id: str = ""
+    kind: str = "NEW"
+    corrects_exec_id: str = ""
+    commission: Decimal = Decimal(0)
+    venue_fee: Decimal = Decimal(0)
+    sec_fee: Decimal = Decimal(0)
+    finra_taf: Decimal = Decimal(0)
+
+    @property
+    def key(self) -> tuple[date, str, str]:
+        return (self.trade_date, self.venue, self.exec_id)
+
+    def same_fill(self, other: FillRow) -> bool:
+        """Whether ``other`` reports the same execution (receive time and fees may differ)."""
+        return all(getattr(self, name) == getattr(other, name) for name in CONTENT_FIELDS)
+
+
+CONTENT_FIELDS = (
+    "trade_date",
+    "venue",
+    "exec_id",
+    "account",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "liquidity",
+    "transaction_time",
+    "client_order_id",
+    "decision_id",
+    "kind",
+    "corrects_exec_id",
+)
+ROW_FIELDS = tuple(f.name for f in fields(FillRow))
+COLUMNS = (*ROW_FIELDS, "sequence", "chain_id", "chain_seq", "prev_hash", "row_hash")
+
+# (previous hash, row) -> this row's hash. Supplied by the audit-trail code; see audit_chain.
+ChainLink = Callable[[bytes, FillRow], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFill:
+    """What the journal holds for a fill, and whether this request was a duplicate."""
+
+    row: FillRow
+    sequence: int
+    chain_id: int
+    chain_seq: int
+    row_hash: bytes
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    row: FillRow
+    future: asyncio.Future[StoredFill]
+    # Set when the row is known to be stored, even if the caller stopped waiting.
+    stored: StoredFill | None = None
+
+
+def _stored(record: asyncpg.Record, duplicate: bool) -> StoredFill:
+    row = FillRow(**{name: record[name] for name in ROW_FIELDS})
+    return StoredFill(
+        row,
+        record["sequence"],
+        record["chain_id"],
+        record["chain_seq"],
+        record["row_hash"],
+        duplicate,
+    )
+
+
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+class JournalWriter:
+    """The process's single journal writer. Start it with ``run()`` as an owned task."""
+
+    def __init__(
+        self,
+        url: str,
+        link: ChainLink,
+        *,
+        encoding: int = 1,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+        max_batch: int = 5000,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self._url = url
+        self._link = link
+        self._encoding = encoding
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._max_batch = max_batch
+        self._retry_delay = retry_delay
+        self._queue: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._connection: asyncpg.Connection | None = None
+        self._months: set[date] = set()
+        self.chain_id: int | None = None
+        self._chain_seq = 0
+        self._prev_hash = GENESIS_HASH
+        self._available = asyncio.Event()
+        self._sequences: list[int] = []
+        self.batches_written = 0
+        self.rows_written = 0
+
+    @property
+    def available(self) -> bool:
+        return self._available.is_set()
+
+    async def wait_available(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            await self._available.wait()
+
+    async def record(self, row: FillRow) -> StoredFill:
+        """Journal ``row``; returns once it is committed (or was already), raises otherwise."""
+        if not self._available.is_set():
+            raise JournalUnavailable(
+                "the journal cannot reach PostgreSQL; the fill was not recorded"
+            )
+        future: asyncio.Future[StoredFill] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(row, future))
+        self._wakeup.set()
+        # Not shielded: a caller that gives up (deadline) cancels only its own wait; the row is
+        # still written, and a retry gets the stored fill back as a duplicate.
+        return await future
+
+    async def run(self) -> None:
+        """Write batches until cancelled; reconnect after connection failures."""
+        try:
+            while True:
+                try:
+                    await self._connect()
+                except _CONNECTION_ERRORS as exc:
+                    log.warning("journal cannot connect; retrying", extra={"error": repr(exc)})
+                    await asyncio.sleep(self._retry_delay)
+                    continue
+                try:
+                    await self._write_forever()
+                except _CONNECTION_ERRORS as exc:
+                    log.error("journal lost its connection", extra={"error": repr(exc)})
+                    self._available.clear()
+                    await self._close()
+        finally:
+            self._available.clear()
+            self._fail_all(self._queue, JournalUnavailable("the journal is shutting down"))
+            self._queue = []
+            await self._close()
+
+    async def _connect(self) -> None:
+        connection = await asyncpg.connect(
+            self._url, timeout=self._connect_timeout, command_timeout=self._command_timeout
+        )
+        try:
+            await connection.execute(f"SET ROLE {APP_ROLE}")
+            if self.chain_id is None:
+                self.chain_id = await connection.fetchval(
+                    "INSERT INTO journal_chains (hostname, pid, encoding) VALUES ($1, $2, $3) "
+                    "RETURNING chain_id",
+                    socket.gethostname(),
+                    os.getpid(),
+                    self._encoding,
+                )
+            else:
+                # The last batch before the failure may or may not have committed: continue the
+                # chain from what the database holds.
+                head = await connection.fetchrow(
+                    "SELECT chain_seq, row_hash FROM trade_fills WHERE chain_id = $1 "
+                    "ORDER BY chain_seq DESC LIMIT 1",
+                    self.chain_id,
+                )
+                self._chain_seq, self._prev_hash = (
+                    (head["chain_seq"], head["row_hash"]) if head else (0, GENESIS_HASH)
+                )
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._available.set()
+        log.info("journal writer connected", extra={"chain_id": self.chain_id})
+
+    async def _close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.terminate()
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._write_batch(batch)
+
+    def _fail_all(self, batch: Sequence[_Pending], error: Exception) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(error)
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        assert self._connection is not None
+        try:
+            await self._write_batch_on(self._connection, batch)
+        except _CONNECTION_ERRORS:
+            self._fail_all(
+                batch,
+                JournalUnavailable("the journal lost PostgreSQL; the fill was not acknowledged"),
+            )
+            raise
+        except asyncio.CancelledError:
+            self._fail_all(batch, JournalUnavailable("the journal is shutting down"))
+            raise
+
+    async def _write_batch_on(self, connection: asyncpg.Connection, batch: list[_Pending]) -> None:
+        # Two requests for the same key in one batch: the first is written, the others wait for it.
+        first: dict[tuple[date, str, str], _Pending] = {}
+        followers: list[tuple[_Pending, _Pending]] = []
+        for pending in batch:
+            leader = first.get(pending.row.key)
+            if leader is None:
+                first[pending.row.key] = pending
+            else:
+                followers.append((pending, leader))
+        todo = list(first.values())
+        months = {row.trade_date.replace(day=1) for row in (p.row for p in todo)} - self._months
+        for month in sorted(months):
+            await connection.execute("SELECT journal_ensure_month($1)", month)
+            self._months.add(month)
+        try:
+            while todo:
+                todo = await self._copy(connection, todo)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise
+            # One row the database refuses must not sink the batch: write them one by one.
+            log.error(
+                "journal batch refused; writing its rows one by one", extra={"error": repr(exc)}
+            )
+            for pending in todo:
+                await self._write_alone(connection, pending)
+        for pending, leader in followers:
+            _answer_follower(pending, leader)
+        self.batches_written += 1
+
+    async def _write_alone(self, connection: asyncpg.Connection, pending: _Pending) -> None:
+        if pending.future.done():
+            return
+        try:
+            await self._copy(connection, [pending])
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise
+            log.error(
+                "journal refused a fill",
+                extra={
+                    "venue": pending.row.venue,
+                    "exec_id": pending.row.exec_id,
+                    "error": repr(exc),
+                },
+            )
+            pending.future.set_exception(
+                JournalRejected(
+                    f"the journal refused fill {pending.row.venue}/{pending.row.exec_id}"
+                )
+            )
+
+    async def _copy(self, connection: asyncpg.Connection, todo: list[_Pending]) -> list[_Pending]:
+        """COPY ``todo``; returns what remains to write after a unique violation, else []."""
+        if len(self._sequences) < len(todo):
+            # Sequence numbers come in blocks: one round trip per block, not per batch. Numbers
+            # of a block this process does not use (a restart) leave gaps; order is kept.
+            self._sequences.extend(
+                await connection.fetchval(
+                    "SELECT array_agg(n) FROM (SELECT nextval('trade_fill_sequence') AS n "
+                    "FROM generate_series(1, $1)) AS block",
+                    max(SEQUENCE_BLOCK, len(todo) - len(self._sequences)),
+                )
+            )
+        sequences = self._sequences[: len(todo)]
+        records = []
+        stored = []
+        prev_hash, chain_seq = self._prev_hash, self._chain_seq
+        for pending, sequence in zip(todo, sequences, strict=True):
+            row = pending.row
+            chain_seq += 1
+            row_hash = self._link(prev_hash, row)
+            records.append(
+                (
+                    *(getattr(row, name) for name in ROW_FIELDS),
+                    sequence,
+                    self.chain_id,
+                    chain_seq,
+                    prev_hash,
+                    row_hash,
+                )
+            )
+            stored.append(StoredFill(row, sequence, self.chain_id or 0, chain_seq, row_hash))
+            prev_hash = row_hash
+        try:
+            await connection.copy_records_to_table("trade_fills", records=records, columns=COLUMNS)
+        except asyncpg.UniqueViolationError:
+            return await self._resolve_duplicates(connection, todo)
+        del self._sequences[: len(todo)]
+        self._prev_hash, self._chain_seq = prev_hash, chain_seq
+        self.rows_written += len(records)
+        for pending, result in zip(todo, stored, strict=True):
+            pending.stored = result
+            if not pending.future.done():
+                pending.future.set_result(result)
+        return []
+
+    async def _resolve_duplicates(
+        self, connection: asyncpg.Connection, todo: list[_Pending]
+    ) -> list[_Pending]:
+        existing = await connection.fetch(
+            f"SELECT {', '.join(COLUMNS)} FROM trade_fills "
+            "WHERE (trade_date, venue, exec_id) IN "
+            "(SELECT * FROM unnest($1::date[], $2::text[], $3::text[]))",
+            [p.row.trade_date for p in todo],
+            [p.row.venue for p in todo],
+            [p.row.exec_id for p in todo],
+        )
+        found = {(r["trade_date"], r["venue"], r["exec_id"]): r for r in existing}
+        remaining = []
+        for pending in todo:
+            record = found.get(pending.row.key)
+            if record is None:
+                remaining.append(pending)
+                continue
+            stored = _stored(record, duplicate=True)
+            if stored.row.same_fill(pending.row):
+                pending.stored = stored
+                if not pending.future.done():
+                    pending.future.set_result(stored)
+            elif not pending.future.done():
+                pending.future.set_exception(_conflict(pending.row, stored))
+        return remaining
+
+
+def _conflict(row: FillRow, stored: StoredFill) -> FillConflict:
+    differing = [n for n in CONTENT_FIELDS if getattr(row, n) != getattr(stored.row, n)]
+    return FillConflict(
+        f"fill {row.venue}/{row.exec_id} on {row.trade_date} is already recorded (sequence "
+        f"{stored.sequence}) with different {', '.join(differing)}; the stored fill is unchanged"
+    )
+
+
+def _answer_follower(pending: _Pending, leader: _Pending) -> None:
+    if pending.future.done():
+        return
+    result = leader.stored
+    if result is None:
+        # The leader was refused (conflict or rejected): the follower, same key, shares its fate.
+        error = None if leader.future.cancelled() else leader.future.exception()
+        pending.future.set_exception(error or JournalUnavailable("the fill was not acknowledged"))
+        return
+    if result.row.same_fill(pending.row):
+        pending.future.set_result(
+            StoredFill(
+                result.row,
+                result.sequence,
+                result.chain_id,
+                result.chain_seq,
+                result.row_hash,
+                duplicate=True,
+            )
+        )
+    else:
+        pending.future.set_exception(_conflict(pending.row, result))
