@@ -14,6 +14,8 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from storage.migrations import available_migrations
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -98,7 +100,8 @@ def test_migrate_twice_then_second_run_applies_nothing(database_url: str) -> Non
     second = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=60, check=True
     )
-    assert "applied 1 migration(s): 0001_gateway_starts" in first.stdout
+    names = [f"{m.version:04d}_{m.name}" for m in available_migrations()]
+    assert f"applied {len(names)} migration(s): {', '.join(names)}" in first.stdout
     assert "applied 0 migration(s)" in second.stdout
 
 
