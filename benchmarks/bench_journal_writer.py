@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import os
 import statistics
 import tempfile
@@ -29,23 +28,6 @@ from storage.migrations import apply_migrations
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 _ids = iter(range(1, 1 << 62))
-
-
-def link(prev: bytes, row: FillRow) -> bytes:
-    # Stand-in for the audit trail's canonical encoding: a compact join of the content fields.
-    content = "|".join(
-        (
-            row.venue,
-            row.exec_id,
-            row.account,
-            row.symbol,
-            row.side,
-            str(row.quantity),
-            str(row.price),
-            row.transaction_time.isoformat(),
-        )
-    )
-    return hashlib.sha256(prev + content.encode()).digest()
 
 
 def make_fill() -> FillRow:
@@ -131,7 +113,7 @@ async def main(args: argparse.Namespace) -> None:
         connection = await asyncpg.connect(url)
         await apply_migrations(connection)
         await connection.close()
-        writer = JournalWriter(url, link)
+        writer = JournalWriter(url)
         task = asyncio.create_task(writer.run())
         await writer.wait_available(10)
         await saturate(writer, args.callers, 1.0)  # warm-up

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,11 +27,12 @@ from decimal import Decimal
 import asyncpg
 
 from gateway.errors import AlreadyExists, ExecgwError
+from storage import audit
+from storage.audit import GENESIS_HASH
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
-GENESIS_HASH = bytes(32)
 SEQUENCE_BLOCK = 1024
 APP_ROLE = "execgw_app"
 
@@ -106,9 +107,6 @@ CONTENT_FIELDS = (
 ROW_FIELDS = tuple(f.name for f in fields(FillRow))
 COLUMNS = (*ROW_FIELDS, "sequence", "chain_id", "chain_seq", "prev_hash", "row_hash")
 
-# (previous hash, row) -> this row's hash. Supplied by the audit-trail code; see audit_chain.
-ChainLink = Callable[[bytes, FillRow], bytes]
-
 
 @dataclass(frozen=True, slots=True)
 class StoredFill:
@@ -157,17 +155,13 @@ class JournalWriter:
     def __init__(
         self,
         url: str,
-        link: ChainLink,
         *,
-        encoding: int = 1,
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
         max_batch: int = 5000,
         retry_delay: float = 0.5,
     ) -> None:
         self._url = url
-        self._link = link
-        self._encoding = encoding
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._max_batch = max_batch
@@ -180,6 +174,8 @@ class JournalWriter:
         self._chain_seq = 0
         self._prev_hash = GENESIS_HASH
         self._available = asyncio.Event()
+        # Set on every change of availability; the owner clears it after reading ``available``.
+        self.availability_changed = asyncio.Event()
         self._sequences: list[int] = []
         self.batches_written = 0
         self.rows_written = 0
@@ -192,8 +188,11 @@ class JournalWriter:
         async with asyncio.timeout(timeout):
             await self._available.wait()
 
-    async def record(self, row: FillRow) -> StoredFill:
-        """Journal ``row``; returns once it is committed (or was already), raises otherwise."""
+    def submit(self, row: FillRow) -> asyncio.Future[StoredFill]:
+        """Queue ``row``; the future resolves once it is committed (or was already).
+
+        Raises JournalUnavailable at once while the journal cannot write.
+        """
         if not self._available.is_set():
             raise JournalUnavailable(
                 "the journal cannot reach PostgreSQL; the fill was not recorded"
@@ -201,9 +200,21 @@ class JournalWriter:
         future: asyncio.Future[StoredFill] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(row, future))
         self._wakeup.set()
+        return future
+
+    async def record(self, row: FillRow) -> StoredFill:
+        """Journal ``row``; returns once it is committed (or was already), raises otherwise."""
         # Not shielded: a caller that gives up (deadline) cancels only its own wait; the row is
         # still written, and a retry gets the stored fill back as a duplicate.
-        return await future
+        return await self.submit(row)
+
+    def _set_available(self, available: bool) -> None:
+        if available != self._available.is_set():
+            if available:
+                self._available.set()
+            else:
+                self._available.clear()
+            self.availability_changed.set()
 
     async def run(self) -> None:
         """Write batches until cancelled; reconnect after connection failures."""
@@ -219,10 +230,17 @@ class JournalWriter:
                     await self._write_forever()
                 except _CONNECTION_ERRORS as exc:
                     log.error("journal lost its connection", extra={"error": repr(exc)})
-                    self._available.clear()
+                    self._set_available(False)
                     await self._close()
+                except Exception:
+                    # Never die with callers waiting: the batch was answered JournalUnavailable;
+                    # start again on a fresh connection.
+                    log.exception("journal writer failed; reconnecting")
+                    self._set_available(False)
+                    await self._close()
+                    await asyncio.sleep(self._retry_delay)
         finally:
-            self._available.clear()
+            self._set_available(False)
             self._fail_all(self._queue, JournalUnavailable("the journal is shutting down"))
             self._queue = []
             await self._close()
@@ -239,7 +257,7 @@ class JournalWriter:
                     "RETURNING chain_id",
                     socket.gethostname(),
                     os.getpid(),
-                    self._encoding,
+                    audit.ENCODING_VERSION,
                 )
             else:
                 # The last batch before the failure may or may not have committed: continue the
@@ -256,7 +274,7 @@ class JournalWriter:
             await connection.close()
             raise
         self._connection = connection
-        self._available.set()
+        self._set_available(True)
         log.info("journal writer connected", extra={"chain_id": self.chain_id})
 
     async def _close(self) -> None:
@@ -282,14 +300,14 @@ class JournalWriter:
         assert self._connection is not None
         try:
             await self._write_batch_on(self._connection, batch)
-        except _CONNECTION_ERRORS:
+        except asyncio.CancelledError:
+            self._fail_all(batch, JournalUnavailable("the journal is shutting down"))
+            raise
+        except Exception:
             self._fail_all(
                 batch,
                 JournalUnavailable("the journal lost PostgreSQL; the fill was not acknowledged"),
             )
-            raise
-        except asyncio.CancelledError:
-            self._fail_all(batch, JournalUnavailable("the journal is shutting down"))
             raise
 
     async def _write_batch_on(self, connection: asyncpg.Connection, batch: list[_Pending]) -> None:
@@ -364,7 +382,7 @@ class JournalWriter:
         for pending, sequence in zip(todo, sequences, strict=True):
             row = pending.row
             chain_seq += 1
-            row_hash = self._link(prev_hash, row)
+            row_hash = audit.link(prev_hash, row, sequence, self.chain_id or 0, chain_seq)
             records.append(
                 (
                     *(getattr(row, name) for name in ROW_FIELDS),

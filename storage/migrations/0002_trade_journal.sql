@@ -90,10 +90,15 @@ BEGIN
     IF to_regclass(name) IS NOT NULL THEN
         RETURN;
     END IF;
-    EXECUTE format(
-        'CREATE TABLE %I PARTITION OF trade_fills FOR VALUES FROM (%L) TO (%L)',
-        name, first_day, (first_day + interval '1 month')::date
-    );
+    -- The catalog cache may not show a partition another session created a moment ago.
+    BEGIN
+        EXECUTE format(
+            'CREATE TABLE %I PARTITION OF trade_fills FOR VALUES FROM (%L) TO (%L)',
+            name, first_day, (first_day + interval '1 month')::date
+        );
+    EXCEPTION WHEN duplicate_table THEN
+        RETURN;
+    END;
     EXECUTE format(
         'CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT '
         'EXECUTE FUNCTION journal_refuse_change()',

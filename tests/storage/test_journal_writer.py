@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -13,9 +12,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from storage import audit
+from storage.audit import GENESIS_HASH
 from storage.embedded import EmbeddedPostgres
 from storage.journal import (
-    GENESIS_HASH,
     FillConflict,
     FillRow,
     JournalUnavailable,
@@ -25,11 +25,6 @@ from storage.journal import (
 from storage.migrations import apply_migrations
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
-
-
-def link(prev: bytes, row: FillRow) -> bytes:
-    """A stand-in chain link for storage tests (the audit trail has its own canonical form)."""
-    return hashlib.sha256(prev + repr(row).encode()).digest()
 
 
 def fill(n: int, **changes: object) -> FillRow:
@@ -59,7 +54,7 @@ async def _migrated(url: str) -> None:
 
 
 async def _start(url: str, **options: object) -> tuple[JournalWriter, asyncio.Task[None]]:
-    writer = JournalWriter(url, link, **options)  # type: ignore[arg-type]
+    writer = JournalWriter(url, **options)  # type: ignore[arg-type]
     task = asyncio.create_task(writer.run(), name="journal-writer")
     await writer.wait_available(10)
     return writer, task
@@ -108,7 +103,8 @@ async def test_record_fill_then_committed_with_sequence_and_chain_link(
     assert len(rows) == 1
     assert rows[0]["sequence"] == stored.sequence
     assert rows[0]["prev_hash"] == GENESIS_HASH
-    assert rows[0]["row_hash"] == link(GENESIS_HASH, fill(1)) == stored.row_hash
+    expected = audit.link(GENESIS_HASH, fill(1), stored.sequence, stored.chain_id, 1)
+    assert rows[0]["row_hash"] == expected == stored.row_hash
     assert rows[0]["price"] == Decimal("187.25")
 
 
