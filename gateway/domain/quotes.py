@@ -70,7 +70,7 @@ class QuoteBook:
     Not a value: the engine that owns it updates it in place, event by event.
     """
 
-    __slots__ = ("_quotes", "_nbbo")
+    __slots__ = ("_nbbo", "_quotes")
 
     def __init__(self) -> None:
         self._quotes: dict[str, VenueQuote] = {}

@@ -1,0 +1,318 @@
+"""Deterministic venue simulator: a trading day of orders through the router, then hindsight.
+
+Everything comes from one seed: per-symbol random-walk mids, per-venue top of book around them
+(venues with more liquidity sit at the NBBO more often and show more size), latencies, queue
+position of posted orders and fill outcomes. A taking child fills at its venue's quote unless the
+quote fades before the order arrives; the chance of a fade grows with the venue's latency (speed
+bump included), and faded shares are routed out one tick worse at the venue's routed fee. The
+router learns fill probabilities and venue health from the simulated events as it would live.
+
+This is a model for exercising and benchmarking the router, not a market forecast: its numbers
+are illustrative and its parameters are settings.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from gateway.domain.fill_probability import FillProbabilityModel
+from gateway.domain.orders import OrderRequest, OrderType, Side
+from gateway.domain.prices import PENNY
+from gateway.domain.quotes import QuoteBook, VenueQuote
+from gateway.domain.router import Router, RouterSettings, RoutingDecision, RoutingRefused
+from gateway.domain.routing_analysis import (
+    AnalysisSettings,
+    DecisionRecord,
+    FillRecord,
+    Liquidity,
+    RoutingReport,
+    decision_record,
+    routing_report,
+)
+from gateway.domain.splitting import ChildRole
+from gateway.domain.venue_health import VenueEvent, VenueEventKind, VenueHealth
+from gateway.domain.venues import VenueProfile, VenueSet
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationSettings:
+    """Parameters of a simulated day.
+
+    Attributes:
+        fade_per_us: extra chance per microsecond of latency that a quote is gone on arrival.
+        base_fade: chance of a fade at zero latency, scaled by (1 - liquidity score).
+        outage_venue: a venue that rejects every order during ``outage`` (exercises failover).
+        passive_flow: mean opposing shares that reach a resting order at the NBBO.
+    """
+
+    seed: int = 20261125
+    orders: int = 20_000
+    symbols: int = 50
+    # 09:30 ET on a winter trading day.
+    start: datetime = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    session: timedelta = timedelta(hours=6, minutes=30)
+    fade_per_us: float = 0.0008
+    base_fade: float = 0.04
+    outage_venue: str = "NASDAQ"
+    passive_flow: float = 400.0  # mean opposing shares reaching a resting order at the NBBO
+    outage: tuple[float, float] = (0.45, 0.50)  # fraction of the session
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedDay:
+    decisions: tuple[DecisionRecord, ...]
+    fills: tuple[FillRecord, ...]
+    report: RoutingReport
+    refusals: Counter[str]
+    fallbacks: int
+    children: int
+
+
+@dataclass(slots=True)
+class _Symbol:
+    name: str
+    mid_ticks: int  # mid in half-cents, so a one-cent spread is representable
+    listing: str
+
+
+def simulate_day(
+    venues: VenueSet,
+    settings: SimulationSettings | None = None,
+    router_settings: RouterSettings | None = None,
+) -> SimulatedDay:
+    """Drive ``settings.orders`` orders over ``settings.symbols`` symbols through a new router."""
+    settings = settings or SimulationSettings()
+    rng = random.Random(settings.seed)
+    fill_model = FillProbabilityModel(venues)
+    health = VenueHealth(venues)
+    router = Router(router_settings or RouterSettings(), fill_model, health)
+    profiles = {p.venue: p for p in venues}
+    listings: list[str] = [v for v in ("NASDAQ", "NYSE", "NYSE_ARCA") if v in profiles]
+    listings = listings or list(profiles)
+    symbols = [
+        _Symbol(f"S{i:03d}", rng.randint(2 * 1_000, 2 * 40_000), listings[i % len(listings)])
+        for i in range(settings.symbols)
+    ]
+    decisions: list[DecisionRecord] = []
+    fills: list[FillRecord] = []
+    refusals: Counter[str] = Counter()
+    fallbacks = 0
+    children = 0
+    step = settings.session / settings.orders
+    outage_start = settings.start + settings.session * settings.outage[0]
+    outage_end = settings.start + settings.session * settings.outage[1]
+    for n in range(settings.orders):
+        now = settings.start + step * n
+        symbol = symbols[rng.randrange(len(symbols))]
+        symbol.mid_ticks += rng.choice((-1, 0, 0, 1))
+        symbol.mid_ticks = max(symbol.mid_ticks, 400)
+        book = _book(rng, symbol, profiles, now)
+        order = _order(rng, n, symbol, book)
+        try:
+            decision = router.decide(order, book, venues, now, listing_venue=symbol.listing)
+        except RoutingRefused as refused:
+            refusals[refused.reason] += 1
+            continue
+        if decision.fallback_from:
+            fallbacks += 1
+        children += len(decision.child_orders)
+        decisions.append(decision_record(decision, symbol.listing))
+        in_outage = outage_start <= now < outage_end
+        fills.extend(
+            _execute(
+                decision,
+                book,
+                rng=rng,
+                profiles=profiles,
+                fill_model=fill_model,
+                health=health,
+                settings=settings,
+                now=now,
+                in_outage=in_outage,
+            )
+        )
+    report = routing_report(decisions, fills, {p.venue: p.fees for p in venues}, settings.analysis)
+    return SimulatedDay(tuple(decisions), tuple(fills), report, refusals, fallbacks, children)
+
+
+def _book(
+    rng: random.Random, symbol: _Symbol, profiles: dict[str, VenueProfile], now: datetime
+) -> QuoteBook:
+    """Per-venue tops around the mid: liquid venues sit at the NBBO more often, with more size."""
+    half_spread = rng.choice((1, 1, 1, 2, 3))  # in half-cents
+    best_bid = (symbol.mid_ticks - half_spread) // 2  # cents
+    best_ask = -((-(symbol.mid_ticks + half_spread)) // 2)
+    if best_ask <= best_bid:
+        best_ask = best_bid + 1
+    book = QuoteBook()
+    anchors = rng.sample(sorted(profiles), 2)
+    for venue, profile in profiles.items():
+        liquidity = profile.liquidity_score
+        at_bid = venue == anchors[0] or rng.random() < 0.35 + 0.6 * liquidity
+        at_ask = venue == anchors[1] or rng.random() < 0.35 + 0.6 * liquidity
+        bid = best_bid - (0 if at_bid else rng.randint(1, 3))
+        ask = best_ask + (0 if at_ask else rng.randint(1, 3))
+        top = 1 + int(12 * liquidity)
+        book.update(
+            VenueQuote(
+                venue,
+                Decimal(bid) * PENNY,
+                100 * rng.randint(1, top),
+                Decimal(ask) * PENNY,
+                100 * rng.randint(1, top),
+                now - timedelta(microseconds=rng.randint(0, 200_000)),
+            )
+        )
+    return book
+
+
+def _order(rng: random.Random, n: int, symbol: _Symbol, book: QuoteBook) -> OrderRequest:
+    side = Side.BUY if rng.random() < 0.5 else Side.SELL
+    nbbo = book.nbbo
+    assert nbbo.bid_price is not None and nbbo.ask_price is not None
+    far = nbbo.ask_price if side is Side.BUY else nbbo.bid_price
+    near = nbbo.bid_price if side is Side.BUY else nbbo.ask_price
+    through = PENNY if side is Side.BUY else -PENNY
+    roll = rng.random()
+    if roll < 0.70:
+        quantity, limit = 100 * rng.randint(1, 4), far + through * rng.randint(0, 1)
+    elif roll < 0.85:
+        quantity, limit = 100 * rng.randint(5, 15), far + through * rng.randint(0, 2)
+    elif roll < 0.93:
+        quantity, limit = 100 * rng.randint(20, 60), far + through * rng.randint(1, 3)
+    elif roll < 0.95:
+        quantity, limit = 100 * rng.randint(100, 200), far + through * 3
+    elif roll < 0.98:
+        # Resting limit one tick behind the near side.
+        quantity, limit = 100 * rng.randint(1, 5), near - through
+    else:
+        return OrderRequest(
+            f"o{n}", "SIM", symbol.name, side, OrderType.MARKET, 100 * rng.randint(1, 3)
+        )
+    return OrderRequest(f"o{n}", "SIM", symbol.name, side, OrderType.LIMIT, quantity, limit)
+
+
+def _execute(
+    decision: RoutingDecision,
+    book: QuoteBook,
+    *,
+    rng: random.Random,
+    profiles: dict[str, VenueProfile],
+    fill_model: FillProbabilityModel,
+    health: VenueHealth,
+    settings: SimulationSettings,
+    now: datetime,
+    in_outage: bool,
+) -> list[FillRecord]:
+    is_buy = decision.side is Side.BUY
+    out: list[FillRecord] = []
+    for child in decision.child_orders:
+        profile = profiles[child.venue]
+        fees = profile.fees
+        latency = profile.effective_latency_us + int(
+            rng.expovariate(1.0) * (profile.latency_tail_us - profile.latency_typical_us) / 4
+        )
+        at = now + timedelta(microseconds=latency)
+        if in_outage and child.venue == settings.outage_venue:
+            health.record(VenueEvent(child.venue, VenueEventKind.REJECT, at))
+            continue
+        health.record(VenueEvent(child.venue, VenueEventKind.LATENCY, at, latency))
+        quote = book.quote(child.venue)
+        if child.role is ChildRole.TAKE:
+            price = child.limit_price
+            if price is None:  # a market remainder: the last displayed price, routed out
+                price = decision.national_best_offer if is_buy else decision.national_best_bid
+                assert price is not None
+                price = price + PENNY if is_buy else price - PENNY
+                out.append(
+                    FillRecord(
+                        decision.decision_id,
+                        child.venue,
+                        child.quantity,
+                        price,
+                        fees.routed_fee_per_share,
+                        Liquidity.ROUTED,
+                    )
+                )
+                continue
+            # What the venue shows at the child's price; more than that is routed out.
+            shown = 0
+            if quote is not None and (quote.ask_price if is_buy else quote.bid_price) == price:
+                shown = quote.ask_size if is_buy else quote.bid_size
+            at_quote = min(child.quantity, shown)
+            liquidity_gap = 1.0 - profile.liquidity_score
+            fade = settings.base_fade * liquidity_gap + settings.fade_per_us * latency
+            lots = sum(1 for _ in range(at_quote // 100) if rng.random() < fade)
+            faded = min(at_quote, lots * 100) + (child.quantity - at_quote)
+            filled = child.quantity - faded
+            fill_model.record(
+                child.venue,
+                decision.symbol,
+                decision.size_tier,
+                offered=child.quantity,
+                filled=filled,
+                at=at,
+            )
+            if filled:
+                out.append(
+                    FillRecord(
+                        decision.decision_id,
+                        child.venue,
+                        filled,
+                        price,
+                        fees.take_fee(price),
+                        Liquidity.REMOVED,
+                    )
+                )
+            if faded:
+                worse = price + PENNY if is_buy else price - PENNY
+                out.append(
+                    FillRecord(
+                        decision.decision_id,
+                        child.venue,
+                        faded,
+                        worse,
+                        fees.routed_fee_per_share,
+                        Liquidity.ROUTED,
+                    )
+                )
+        else:
+            # Posted: queue ahead = displayed size at the same price on this venue; the
+            # opposing flow that reaches it doubles with every tick it rests above the national
+            # best bid (below the best offer for a sell), and halves with every tick behind.
+            price = child.limit_price
+            near = decision.national_best_bid if is_buy else decision.national_best_offer
+            if price is None or quote is None or near is None:
+                continue
+            same = quote.bid_price if is_buy else quote.ask_price
+            shown = quote.bid_size if is_buy else quote.ask_size
+            queue = shown if same == price else 0
+            ticks = int((price - near) / PENNY) if is_buy else int((near - price) / PENNY)
+            mean_flow = settings.passive_flow * 2.0 ** max(-4, min(ticks, 6))
+            flow = int(rng.expovariate(1.0 / mean_flow))
+            filled = max(0, min(child.quantity, flow - queue)) // 100 * 100
+            fill_model.record(
+                child.venue,
+                decision.symbol,
+                decision.size_tier,
+                offered=child.quantity,
+                filled=filled,
+                at=at,
+            )
+            if filled:
+                out.append(
+                    FillRecord(
+                        decision.decision_id,
+                        child.venue,
+                        filled,
+                        price,
+                        -fees.make_rebate(price),
+                        Liquidity.ADDED,
+                    )
+                )
+    return out

@@ -1,0 +1,1 @@
+"""Smart order routing: the pure domain layer."""
