@@ -1,0 +1,362 @@
+"""Positions per account and symbol, long and short, at weighted-average cost or FIFO lots.
+
+A position is a fold over its *effective* fills in journal order: the NEW fills, with each corrected
+fill replaced in place by its correction and each busted fill left out. Nothing is mutated in the
+history: a bust or correction rebuilds that account x symbol from its effective fills, which is the
+same fold a restart does, so live and replayed positions are equal by construction. A new fill is
+folded in incrementally (O(1) at average cost; O(lots closed) for FIFO).
+
+Money is exact: ``cost_basis`` is the signed sum of quantity x price of the open shares (negative
+for a short). A fill that crosses zero closes the position and opens the rest on the other side.
+Realised P&L of a close is ``sign x closed x price - cost basis removed``; at average cost the basis
+removed by a partial close is pro rata, rounded half-even to 12 decimal places (so basis and
+realised P&L remain exact sums: realised - basis always equals the cash traded), by a full close
+the whole basis, so a round trip at one price realises exactly zero.
+
+A correction or bust that arrives before the fill it names waits, and applies when that fill
+arrives (the same on replay). A second record with a known (venue, exec_id) changes nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from gateway.domain.fills import Fill, FillKey, FillKind
+
+ZERO = Decimal(0)
+_AVERAGE_COST_PLACES = Decimal("0.000001")
+_BASIS_PLACES = Decimal("1e-12")
+
+PositionKey = tuple[str, str]
+"""(account, symbol)."""
+
+
+class CostMethod(enum.Enum):
+    AVERAGE = "AVERAGE"
+    FIFO = "FIFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    """Open shares from one fill (FIFO): signed quantity, price and when they were opened."""
+
+    quantity: int
+    price: Decimal
+    opened_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A position at a point in the journal. ``quantity`` is signed: > 0 long, < 0 short."""
+
+    account: str
+    symbol: str
+    quantity: int
+    cost_basis: Decimal
+    realized_pnl: Decimal
+    cost_method: CostMethod
+    updated_at: datetime | None
+    lots: tuple[Lot, ...] = ()
+
+    @property
+    def average_cost(self) -> Decimal:
+        """Cost per share of the open shares (6 places, half-even); zero when flat."""
+        if not self.quantity:
+            return ZERO
+        return (self.cost_basis / self.quantity).quantize(
+            _AVERAGE_COST_PLACES, rounding=ROUND_HALF_EVEN
+        )
+
+    def unrealized_pnl(self, mark: Decimal) -> Decimal:
+        """Exact P&L of the open shares marked at ``mark``."""
+        return self.quantity * mark - self.cost_basis
+
+
+class FillOutcome(enum.Enum):
+    APPLIED = "APPLIED"
+    DUPLICATE = "DUPLICATE"
+    # A correction or bust of a fill not seen yet: applied when that fill arrives.
+    WAITING_FOR_REFERENCE = "WAITING_FOR_REFERENCE"
+    # A correction or bust of a fill already busted: nothing left to change.
+    REFERENCE_BUSTED = "REFERENCE_BUSTED"
+
+
+@dataclass(frozen=True, slots=True)
+class FillEffect:
+    """What applying one record did to its own account x symbol.
+
+    ``position`` is the result without lots (ask the book for them); ``realized_pnl`` is the change
+    of that position's realised P&L (a bust or correction may change it by any amount).
+    """
+
+    outcome: FillOutcome
+    position: Position
+    realized_pnl: Decimal
+    rebuilt: bool = False
+
+
+class PositionLedger:
+    """Running state of one account x symbol: fold effective fills in order with ``apply``.
+
+    Mutable, owned by one ``PositionBook`` (or a P&L computation that folds fills itself).
+    """
+
+    __slots__ = ("cost_basis", "lots", "method", "quantity", "realized", "updated_at")
+
+    def __init__(self, method: CostMethod) -> None:
+        self.method = method
+        self.quantity = 0
+        self.cost_basis = ZERO
+        self.realized = ZERO
+        self.lots: deque[Lot] = deque()
+        self.updated_at: datetime | None = None
+
+    def apply(self, fill: Fill) -> Decimal:
+        """Fold one effective fill in; return the P&L it realises."""
+        delta = fill.signed_quantity
+        price = fill.price
+        held = self.quantity
+        if self.updated_at is None or fill.transaction_time > self.updated_at:
+            self.updated_at = fill.transaction_time
+        if held == 0 or (held > 0) == (delta > 0):
+            self._open(delta, price, fill.transaction_time)
+            return ZERO
+        sign = 1 if held > 0 else -1
+        closing = min(abs(delta), abs(held))
+        removed = self._remove_basis(closing, sign)
+        realized = sign * closing * price - removed
+        self.realized += realized
+        self.quantity = held - sign * closing
+        self.cost_basis = self.cost_basis - removed if self.quantity else ZERO
+        rest = abs(delta) - closing
+        if rest:
+            self._open(-sign * rest, price, fill.transaction_time)
+        return realized
+
+    def _open(self, delta: int, price: Decimal, at: datetime) -> None:
+        self.quantity += delta
+        self.cost_basis += delta * price
+        if self.method is CostMethod.FIFO:
+            self.lots.append(Lot(delta, price, at))
+
+    def _remove_basis(self, closing: int, sign: int) -> Decimal:
+        if self.method is CostMethod.AVERAGE:
+            held = abs(self.quantity)
+            if closing == held:
+                return self.cost_basis
+            # Pro rata, at a fixed scale so basis and realised P&L stay exact sums.
+            return (self.cost_basis * closing / held).quantize(
+                _BASIS_PLACES, rounding=ROUND_HALF_EVEN
+            )
+        removed = ZERO
+        remaining = closing
+        lots = self.lots
+        while remaining:
+            lot = lots[0]
+            size = abs(lot.quantity)
+            if size <= remaining:
+                lots.popleft()
+                removed += lot.quantity * lot.price
+                remaining -= size
+            else:
+                lots[0] = Lot(lot.quantity - sign * remaining, lot.price, lot.opened_at)
+                removed += sign * remaining * lot.price
+                remaining = 0
+        return removed
+
+    def snapshot(self, key: PositionKey, include_lots: bool) -> Position:
+        return Position(
+            key[0],
+            key[1],
+            self.quantity,
+            self.cost_basis,
+            self.realized,
+            self.method,
+            self.updated_at,
+            tuple(self.lots) if include_lots else (),
+        )
+
+
+class PositionBook:
+    """Every position of the accounts one process owns, kept from the fills in journal order.
+
+    Args:
+        cost_methods: per-account cost method; accounts not listed use ``default_method``.
+    """
+
+    __slots__ = (
+        "_aliases",
+        "_busted",
+        "_default_method",
+        "_effective",
+        "_index",
+        "_ledgers",
+        "_methods",
+        "_seen",
+        "_waiting",
+    )
+
+    def __init__(
+        self,
+        cost_methods: Mapping[str, CostMethod] | None = None,
+        default_method: CostMethod = CostMethod.AVERAGE,
+    ) -> None:
+        self._methods = dict(cost_methods or {})
+        self._default_method = default_method
+        self._ledgers: dict[PositionKey, PositionLedger] = {}
+        # Effective fills per position, keyed by the slot (the original fill's key), in order.
+        self._effective: dict[PositionKey, dict[FillKey, Fill]] = {}
+        # Every live key (original or correction) -> (position, slot); aliases: slot -> keys.
+        self._index: dict[FillKey, tuple[PositionKey, FillKey]] = {}
+        self._aliases: dict[FillKey, list[FillKey]] = {}
+        self._busted: set[FillKey] = set()
+        self._seen: set[FillKey] = set()
+        self._waiting: dict[FillKey, list[Fill]] = {}
+
+    @classmethod
+    def replay(
+        cls,
+        fills: Iterable[Fill],
+        cost_methods: Mapping[str, CostMethod] | None = None,
+        default_method: CostMethod = CostMethod.AVERAGE,
+    ) -> PositionBook:
+        """Build a book from the journal's fills in journal order (what a restart does)."""
+        book = cls(cost_methods, default_method)
+        for fill in fills:
+            book.apply(fill)
+        return book
+
+    def cost_method(self, account: str) -> CostMethod:
+        return self._methods.get(account, self._default_method)
+
+    def apply(self, fill: Fill) -> FillEffect:
+        """Apply one journaled record (new fill, correction or bust); never raises for order."""
+        fill_key = (fill.venue, fill.exec_id)
+        key = (fill.account, fill.symbol)
+        if fill_key in self._seen:
+            return FillEffect(FillOutcome.DUPLICATE, self.position(*key), ZERO)
+        self._seen.add(fill_key)
+        if fill.kind is FillKind.NEW:
+            ledger = self._ledgers.get(key) or self._ledger(key)
+            self._effective[key][fill_key] = fill
+            self._index[fill_key] = (key, fill_key)
+            realized = ledger.apply(fill)
+            if not self._waiting or fill_key not in self._waiting:
+                return FillEffect(FillOutcome.APPLIED, ledger.snapshot(key, False), realized)
+            before = ledger.realized - realized
+            self._release(fill_key)
+            return FillEffect(
+                FillOutcome.APPLIED, self.position(*key), self._realized_of(key) - before, True
+            )
+        before = self._realized_of(key)
+        outcome, touched = self._amend(fill)
+        if outcome is not FillOutcome.APPLIED:
+            return FillEffect(outcome, self.position(*key), ZERO)
+        return FillEffect(
+            outcome, self.position(*key), self._realized_of(key) - before, bool(touched)
+        )
+
+    def _realized_of(self, key: PositionKey) -> Decimal:
+        ledger = self._ledgers.get(key)
+        return ledger.realized if ledger is not None else ZERO
+
+    def _ledger(self, key: PositionKey) -> PositionLedger:
+        ledger = self._ledgers.get(key)
+        if ledger is None:
+            ledger = self._ledgers[key] = PositionLedger(self.cost_method(key[0]))
+            self._effective[key] = {}
+        return ledger
+
+    def _amend(self, record: Fill) -> tuple[FillOutcome, set[PositionKey]]:
+        target = record.corrects_key
+        located = self._index.get(target)
+        if located is None:
+            if target in self._busted:
+                self._busted.add(record.key)
+                return FillOutcome.REFERENCE_BUSTED, set()
+            self._waiting.setdefault(target, []).append(record)
+            return FillOutcome.WAITING_FOR_REFERENCE, set()
+        old_key, slot = located
+        # Keys that name the same execution (original and corrections), kept once corrected.
+        aliases = self._aliases.pop(slot, [slot])
+        if record.kind is FillKind.BUST:
+            del self._effective[old_key][slot]
+            for alias in aliases:
+                del self._index[alias]
+                self._busted.add(alias)
+            self._busted.add(record.key)
+            self._rebuild(old_key)
+            return FillOutcome.APPLIED, {old_key} | self._release(record.key)
+        new_key = (record.account, record.symbol)
+        if new_key == old_key:
+            self._effective[old_key][slot] = record  # replaced in place: keeps journal order
+            aliases.append(record.key)
+            self._aliases[slot] = aliases
+            self._index[record.key] = (old_key, slot)
+        else:
+            # Moved to another account or symbol: it joins that position at the end.
+            del self._effective[old_key][slot]
+            self._ledger(new_key)
+            self._effective[new_key][record.key] = record
+            aliases.append(record.key)
+            self._aliases[record.key] = aliases
+            for alias in aliases:
+                self._index[alias] = (new_key, record.key)
+        touched = {old_key, new_key}
+        for key in touched:
+            self._rebuild(key)
+        return FillOutcome.APPLIED, touched | self._release(record.key)
+
+    def _release(self, key: FillKey) -> set[PositionKey]:
+        """Apply the corrections and busts that were waiting for ``key``."""
+        touched: set[PositionKey] = set()
+        for record in self._waiting.pop(key, []):
+            touched |= self._amend(record)[1]
+            touched |= self._release(record.key)
+        return touched
+
+    def _rebuild(self, key: PositionKey) -> None:
+        ledger = self._ledgers[key] = PositionLedger(self.cost_method(key[0]))
+        for fill in self._effective[key].values():
+            ledger.apply(fill)
+
+    def rebuild_all(self) -> None:
+        """Recompute every position from its effective fills (a check of the live state)."""
+        for key in self._ledgers:
+            self._rebuild(key)
+
+    def position(self, account: str, symbol: str, *, include_lots: bool = False) -> Position:
+        """Return the position (flat and empty when never traded)."""
+        key = (account, symbol)
+        ledger = self._ledgers.get(key)
+        if ledger is None:
+            return Position(account, symbol, 0, ZERO, ZERO, self.cost_method(account), None)
+        return ledger.snapshot(key, include_lots)
+
+    def positions(
+        self, *, include_flat: bool = False, include_lots: bool = False
+    ) -> list[Position]:
+        """Every position, sorted by account and symbol."""
+        return [
+            ledger.snapshot(key, include_lots)
+            for key, ledger in sorted(self._ledgers.items())
+            if include_flat or ledger.quantity
+        ]
+
+    def effective_fills(self, account: str, symbol: str) -> tuple[Fill, ...]:
+        """The fills the position is the fold of, in order."""
+        return tuple(self._effective.get((account, symbol), {}).values())
+
+    def all_effective_fills(self) -> Iterator[Fill]:
+        """Every effective fill, position by position (sorted), each position's in order."""
+        for key in sorted(self._effective):
+            yield from self._effective[key].values()
+
+    def waiting(self) -> tuple[Fill, ...]:
+        """Corrections and busts still waiting for the fill they name."""
+        return tuple(record for records in self._waiting.values() for record in records)

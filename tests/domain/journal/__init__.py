@@ -1,0 +1,1 @@
+"""Trade journal domain tests: fills, fees, borrow, positions, P&L, reconciliation, audit chain."""
