@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
 
 from gateway import __version__
 
@@ -24,6 +31,47 @@ class Metrics:
             "execgw_rpc_errors_total",
             "RPCs that ended with an error status, by method and status code",
             ["method", "code"],
+            registry=self.registry,
+        )
+        # Halt safety. No order or account ids as labels: bounded label sets only.
+        self.halts_detected = Counter(
+            "halt_detector_halts_detected_total",
+            "Halts, pauses (declared and inferred), limit states and circuit breakers detected",
+            ["halt_type"],
+            registry=self.registry,
+        )
+        self.auction_periods = Counter(
+            "halt_detector_auction_periods_total",
+            "Auction phases entered, by auction type",
+            ["auction_type"],
+            registry=self.registry,
+        )
+        self.orders_cancelled = Counter(
+            "halt_detector_orders_cancelled_total",
+            "Working orders sent a cancel instruction because their symbol halted or paused",
+            registry=self.registry,
+        )
+        self.halt_latency = Histogram(
+            "halt_detector_latency_seconds",
+            "From the event's source time to the halt being published to subscribers",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=self.registry,
+        )
+        self.pretrade_decisions = Counter(
+            "execgw_pretrade_decisions_total",
+            "Pre-trade decisions by RPC and outcome (allowed or refused)",
+            ["rpc", "outcome"],
+            registry=self.registry,
+        )
+        self.market_events = Counter(
+            "execgw_market_events_total",
+            "Published market data events by outcome (accepted or the refusal reason)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.subscribers = Gauge(
+            "execgw_market_state_subscribers",
+            "Open SubscribeMarketState streams",
             registry=self.registry,
         )
 

@@ -8,14 +8,19 @@ gRPC server stops with a grace period so in-flight RPCs finish, then metrics, th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -33,15 +38,44 @@ from gateway.api.journal import JournalServicer
 from gateway.api.market_state import MarketStateServicer
 from gateway.api.pretrade import PreTradeServicer
 from gateway.api.routing import RoutingServicer
+from gateway.domain.calendar import TradingCalendar
+from gateway.domain.circuit_breakers import CircuitBreakerSettings
+from gateway.domain.fill_probability import FillProbabilityModel
+from gateway.domain.luld import LuldSettings
+from gateway.domain.market_state import MarketSettings, MarketStateEngine
+from gateway.domain.orders import OrderRequest
+from gateway.domain.pretrade import OutsideBandPolicy, PretradeSettings
+from gateway.domain.router import Router, RouterSettings
+from gateway.domain.short_sale import ShortSaleSettings
+from gateway.domain.venue_health import VenueHealth
+from gateway.domain.venues import load_venues
 from gateway.errors import ConfigurationError
+from gateway.halt_guard import HaltGuard
 from gateway.metrics import Metrics, MetricsServer
 from gateway.settings import Settings
 from storage.database import Database, DatabaseConfig, open_database
+from storage.market_events import MarketEventRecorder, load_short_sale_restrictions
 
 log = logging.getLogger(__name__)
 
 # Hook for adding services to the server (tests, extensions): called before the server starts.
 ServiceInstaller = Callable[[grpc.aio.Server], str]
+
+
+def market_settings(settings: Settings) -> MarketSettings:
+    """The rule settings of the market-state engine from the process settings."""
+    hours, minutes = (int(part) for part in settings.circuit_breaker_halt_cutoff.split(":"))
+    return MarketSettings(
+        luld=LuldSettings(
+            limit_state_timeout=timedelta(seconds=settings.luld_limit_state_seconds),
+            published_bands_authoritative=settings.luld_published_bands_authoritative,
+        ),
+        breakers=CircuitBreakerSettings(halt_cutoff=dt_time(hours, minutes)),
+        short_sale=ShortSaleSettings(
+            refuse_market_short_while_restricted=settings.short_sale_refuse_market_orders,
+            refuse_when_no_nbb=settings.short_sale_refuse_without_nbb,
+        ),
+    )
 
 
 def database_config(settings: Settings) -> DatabaseConfig:
@@ -70,6 +104,7 @@ class Gateway:
         self._server: grpc.aio.Server | None = None
         self._metrics_server: MetricsServer | None = None
         self.database: Database | None = None
+        self.guard: HaltGuard | None = None
         self.port = 0
         self.service_names: tuple[str, ...] = ()
 
@@ -97,6 +132,7 @@ class Gateway:
             },
         )
         await self._record_start(self.database)
+        await self._start_halt_guard(self.database)
 
         if settings.metrics_port >= 0:
             self._metrics_server = MetricsServer(
@@ -130,11 +166,67 @@ class Gateway:
             extra={"grpc": f"{settings.grpc_host}:{self.port}", "metrics_port": self.metrics_port},
         )
 
+    async def _start_halt_guard(self, database: Database) -> None:
+        settings = self.settings
+        engine = MarketStateEngine(TradingCalendar.default(), market_settings(settings))
+        recorder = MarketEventRecorder(database.url)
+        self._own_task(recorder.run(), "market-event-recorder")
+        today = engine.calendar.trade_date_of(datetime.now(UTC))
+        async with database.pool.acquire() as connection:
+            carried = await load_short_sale_restrictions(
+                connection, None if settings.market_clock == "feed" else today
+            )
+        for symbol, until in carried.items():
+            engine.carry_over_short_sale(symbol, until)
+        self.guard = HaltGuard(
+            engine,
+            self.metrics,
+            recorder=recorder,
+            pretrade=PretradeSettings(OutsideBandPolicy(settings.outside_band_policy.upper())),
+            clock=settings.market_clock,
+            # Sequences keep increasing across restarts: a stale resume point is never reused.
+            first_sequence=time.time_ns() // 1000,
+            retention=settings.stream_retention,
+        )
+        self._own_task(self.guard.run_ticker(settings.market_tick_seconds), "market-state-ticker")
+        self.venues = load_venues(trade_date=today)
+        self.router = Router(
+            RouterSettings(), FillProbabilityModel(self.venues), VenueHealth(self.venues)
+        )
+        log.info("halt guard ready", extra={"short_sale_carried_over": len(carried)})
+
+    def _own_task(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self._stack.push_async_callback(stop)
+
+    def choose_venue(self, order: OrderRequest) -> tuple[str, str]:
+        """The router's venue and decision id for an order the checks allowed."""
+        assert self.guard is not None
+        state = self.guard.engine.get(order.symbol)
+        reference = state.reference if state is not None else None
+        decision = self.router.decide(
+            order,
+            state.book if state is not None else None,
+            self.venues,
+            self.guard.now(),
+            halted_venues=frozenset(state.operational) if state is not None else frozenset(),
+            listing_venue=reference.listing_exchange if reference is not None else None,
+        )
+        return decision.venue, decision.decision_id
+
     def _add_services(self, server: grpc.aio.Server) -> tuple[str, ...]:
-        pretrade = PreTradeServicer(self.metrics)
+        assert self.guard is not None
+        heartbeat = self.settings.stream_heartbeat_seconds
+        pretrade = PreTradeServicer(self.metrics, self.guard, self.choose_venue, heartbeat)
         routing = RoutingServicer(self.metrics)
         journal = JournalServicer(self.metrics)
-        market_state = MarketStateServicer(self.metrics)
+        market_state = MarketStateServicer(self.metrics, self.guard, heartbeat)
         pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server(pretrade, server)
         routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing, server)
         journal_pb2_grpc.add_JournalServiceServicer_to_server(journal, server)

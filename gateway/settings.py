@@ -24,6 +24,8 @@ ENV_PREFIX = "EXECGW_"
 ENV_NOT_SETTINGS = frozenset({"EXECGW_CONFIG", "EXECGW_TEST_DATABASE_URL"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
+MARKET_CLOCKS = ("wall", "feed")
+BAND_POLICIES = ("refuse", "accept_resting")
 
 
 def default_data_dir() -> Path:
@@ -78,6 +80,46 @@ class Settings:
         default=4 * 1024 * 1024, metadata=_help("largest gRPC message accepted or sent")
     )
     reflection: bool = field(default=True, metadata=_help("serve gRPC server reflection"))
+    market_clock: str = field(
+        default="wall",
+        metadata=_help(
+            "exchange time from the system clock (wall) or from the latest published event (feed: "
+            "replays, simulations, demos)"
+        ),
+    )
+    market_tick_seconds: float = field(
+        default=0.2,
+        metadata=_help("how often time-driven market state (inferred pauses, phases) is applied"),
+    )
+    stream_heartbeat_seconds: float = field(
+        default=5.0, metadata=_help("default heartbeat interval of the subscription streams")
+    )
+    stream_retention: int = field(
+        default=100_000, metadata=_help("updates kept for subscribers resuming from a sequence")
+    )
+    outside_band_policy: str = field(
+        default="refuse",
+        metadata=_help(
+            "a limit price outside the LULD bands: refuse, or accept_resting (let it rest)"
+        ),
+    )
+    luld_limit_state_seconds: float = field(
+        default=15.0, metadata=_help("limit state duration after which a pause is inferred")
+    )
+    luld_published_bands_authoritative: bool = field(
+        default=True, metadata=_help("SIP-published LULD bands win over computed ones")
+    )
+    short_sale_refuse_market_orders: bool = field(
+        default=True, metadata=_help("refuse short sale market orders under Reg SHO 201")
+    )
+    short_sale_refuse_without_nbb: bool = field(
+        default=True,
+        metadata=_help("refuse short sales under Reg SHO 201 when there is no national best bid"),
+    )
+    circuit_breaker_halt_cutoff: str = field(
+        default="15:25",
+        metadata=_help("Level 1/2 halt only at or before this time (shifted on early closes)"),
+    )
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR"))
     log_format: str = field(default="json", metadata=_help("json (one object a line) or text"))
 
@@ -107,6 +149,28 @@ class Settings:
                 problems.append(f"{name}={getattr(self, name)}: must be >= 0")
         if self.max_message_bytes < 1024:
             problems.append(f"max_message_bytes={self.max_message_bytes}: must be >= 1024")
+        if self.market_clock not in MARKET_CLOCKS:
+            problems.append(
+                f"market_clock={self.market_clock!r}: must be one of {', '.join(MARKET_CLOCKS)}"
+            )
+        if self.outside_band_policy not in BAND_POLICIES:
+            problems.append(
+                f"outside_band_policy={self.outside_band_policy!r}: must be one of "
+                f"{', '.join(BAND_POLICIES)}"
+            )
+        for name in ("market_tick_seconds", "stream_heartbeat_seconds", "luld_limit_state_seconds"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name}={getattr(self, name)}: must be > 0")
+        if self.stream_retention < 1:
+            problems.append(f"stream_retention={self.stream_retention}: must be >= 1")
+        try:
+            hours, minutes = (int(p) for p in self.circuit_breaker_halt_cutoff.split(":"))
+            if not (0 <= hours < 24 and 0 <= minutes < 60):
+                raise ValueError
+        except ValueError:
+            problems.append(
+                f"circuit_breaker_halt_cutoff={self.circuit_breaker_halt_cutoff!r}: must be HH:MM"
+            )
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log_level={self.log_level!r}: must be one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:

@@ -2,34 +2,65 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 from gateway._pb.execgw.v1 import pretrade_pb2 as pb
 from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pb_grpc
-from gateway.api import convert
+from gateway.api import convert, market_convert
 from gateway.api.base import Context, Servicer
-from gateway.errors import NotImplementedYet
+from gateway.domain.orders import OrderRequest
+from gateway.domain.working_orders import OrderEvent, OrderState
+from gateway.halt_guard import HaltGuard
+from gateway.metrics import Metrics
 
 _EVENT_TYPES = frozenset(pb.OrderEventType.values()) - {pb.ORDER_EVENT_TYPE_UNSPECIFIED}
+
+# (venue, decision id) for an order the checks allowed.
+VenueChooser = Callable[[OrderRequest], tuple[str, str]]
 
 
 class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
     SERVICE = pb.DESCRIPTOR.services_by_name["PreTradeService"]
 
+    def __init__(
+        self,
+        metrics: Metrics,
+        guard: HaltGuard,
+        choose_venue: VenueChooser,
+        heartbeat_seconds: float = 5.0,
+    ) -> None:
+        super().__init__(metrics)
+        self.guard = guard
+        self.choose_venue = choose_venue
+        self.heartbeat_seconds = heartbeat_seconds
+
     async def CheckOrder(
         self, request: pb.CheckOrderRequest, context: Context
     ) -> pb.CheckOrderResponse:
-        convert.require_order(request.order, request.HasField("order"))
-        raise NotImplementedYet("CheckOrder: the halt-safety checks are not implemented yet")
+        order = convert.require_order(request.order, request.HasField("order"))
+        decision, elapsed = self.guard.check(order, "CheckOrder")
+        response = pb.CheckOrderResponse()
+        market_convert.decision(decision, response, elapsed)
+        return response
 
     async def SubmitOrder(
         self, request: pb.SubmitOrderRequest, context: Context
     ) -> pb.SubmitOrderResponse:
-        convert.require_order(request.order, request.HasField("order"))
-        raise NotImplementedYet(
-            "SubmitOrder: halt-safety checks, venue decision and working-order tracking are not "
-            "implemented yet"
+        order = convert.require_order(request.order, request.HasField("order"))
+        working, decision, elapsed, duplicate = self.guard.submit(order, self.choose_venue)
+        response = pb.SubmitOrderResponse(
+            accepted=working.state is not OrderState.REFUSED,
+            duplicate=duplicate,
         )
+        if decision is not None:
+            market_convert.decision(decision, response.check, elapsed)
+        else:
+            response.check.allowed = response.accepted
+            for reason in working.reasons:
+                market_convert.reason(reason, response.check.reasons.add())
+        market_convert.working_order(working, response.order)
+        return response
 
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: Context
@@ -37,7 +68,12 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
         problems: convert.Problems = []
         convert.identifier(request.client_order_id, "client_order_id", problems)
         convert.raise_if(problems)
-        raise NotImplementedYet("CancelOrder: working-order tracking is not implemented yet")
+        working, reasons = self.guard.cancel(request.client_order_id)
+        response = pb.CancelOrderResponse(allowed=not reasons)
+        for reason in reasons:
+            market_convert.reason(reason, response.reasons.add())
+        market_convert.working_order(working, response.order)
+        return response
 
     async def ReportOrderEvent(
         self, request: pb.ReportOrderEventRequest, context: Context
@@ -53,8 +89,29 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
         convert.venue(request.venue, "venue", problems)
         if request.cumulative_quantity < 0:
             problems.append(convert.FieldViolation("cumulative_quantity", "must be >= 0"))
+        if len(request.text) > 256:
+            problems.append(convert.FieldViolation("text", "is longer than 256 characters"))
+        at = convert.timestamp(
+            request.event_time,
+            request.HasField("event_time"),
+            "event_time",
+            problems,
+            required=False,
+        )
+        convert.identifier(request.venue_order_id, "venue_order_id", problems, required=False)
         convert.raise_if(problems)
-        raise NotImplementedYet("ReportOrderEvent: working-order tracking is not implemented yet")
+        event = OrderEvent(
+            request.client_order_id,
+            market_convert.ORDER_EVENT_TYPES[request.event_type],
+            at or self.guard.now(),
+            request.venue,
+            request.venue_order_id,
+            request.cumulative_quantity,
+            request.text,
+        )
+        response = pb.ReportOrderEventResponse()
+        market_convert.working_order(self.guard.report(event), response.order)
+        return response
 
     async def StreamOrderInstructions(
         self, request: pb.StreamOrderInstructionsRequest, context: Context
@@ -63,7 +120,29 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
         for i, account in enumerate(request.accounts):
             convert.identifier(account, f"accounts[{i}]", problems)
         convert.raise_if(problems)
-        raise NotImplementedYet(
-            "StreamOrderInstructions: cancel instructions on halts are not implemented yet"
-        )
-        yield pb.OrderInstruction()  # pragma: no cover  # makes this an async generator
+        stream = self.guard.instructions
+        subscription, start = stream.subscribe(request.accounts or None)
+        last = start.sequence
+        try:
+            # Instructions still in force (their order is pending cancel) come first.
+            for update in start.snapshot or ():
+                working = self.guard.orders.get(update.value.client_order_id)
+                if working is not None and working.state.is_open:
+                    yield update.value
+            while True:
+                try:
+                    updates = await asyncio.wait_for(
+                        subscription.wait_updates(), self.heartbeat_seconds
+                    )
+                except TimeoutError:
+                    beat = pb.OrderInstruction(sequence=last, heartbeat=True)
+                    beat.issued_at.FromDatetime(self.guard.now())
+                    yield beat
+                    continue
+                if not updates:
+                    return
+                for update in updates:
+                    last = update.sequence
+                    yield update.value
+        finally:
+            subscription.close()

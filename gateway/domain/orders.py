@@ -69,6 +69,16 @@ _CLOSING_AUCTION_TYPES = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why something was refused or restricted: a stable code, a message for people, and the
+    request field it is about when there is one ("order.limit_price")."""
+
+    code: str
+    message: str
+    field: str = ""
+
+
 class TimeInForce(enum.Enum):
     DAY = "DAY"
     IOC = "IOC"

@@ -17,6 +17,10 @@ from gateway._pb.execgw.v1 import (
     routing_pb2_grpc,
 )
 from gateway.api.pretrade import PreTradeServicer
+from gateway.domain.calendar import TradingCalendar
+from gateway.domain.market_state import MarketStateEngine
+from gateway.domain.orders import OrderRequest
+from gateway.halt_guard import HaltGuard
 from gateway.metrics import Metrics
 from tests.grpc_errors import decode
 
@@ -133,13 +137,21 @@ async def test_oversized_message_then_resource_exhausted(channel: grpc.aio.Chann
 async def test_valid_request_for_unbuilt_rpc_then_unimplemented_names_what_is_missing(
     channel: grpc.aio.Channel,
 ) -> None:
-    stub = pretrade_pb2_grpc.PreTradeServiceStub(channel)
+    stub = routing_pb2_grpc.RoutingServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stub.CheckOrder(pretrade_pb2.CheckOrderRequest(order=valid_order()))
+        await stub.RouteOrder(routing_pb2.RouteOrderRequest(order=valid_order()))
     decoded = decode(raised.value)
     assert decoded.code == grpc.StatusCode.UNIMPLEMENTED
     assert decoded.reason == "NOT_IMPLEMENTED"
-    assert "halt-safety checks" in decoded.message
+    assert "venue scoring" in decoded.message
+
+
+def _guard(metrics: Metrics) -> HaltGuard:
+    return HaltGuard(MarketStateEngine(TradingCalendar.default()), metrics)
+
+
+def _no_venue(order: OrderRequest) -> tuple[str, str]:
+    raise AssertionError("not routed in this test")
 
 
 class _Faulty(PreTradeServicer):
@@ -156,7 +168,9 @@ async def test_unexpected_exception_then_internal_without_details(
 ) -> None:
     metrics = Metrics()
     server = grpc.aio.server()
-    pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server(_Faulty(metrics), server)
+    pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server(
+        _Faulty(metrics, _guard(metrics), _no_venue), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

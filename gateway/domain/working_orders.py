@@ -1,0 +1,258 @@
+"""Working orders: what the gateway let out, where each stands, which to cancel on a halt.
+
+The OMS registers an order through ``SubmitOrder`` (idempotent on ``client_order_id``) and
+reports what the venue did with it through ``ReportOrderEvent``. When a halt, pause or circuit
+breaker hits a symbol, every open order in it is marked PENDING_CANCEL and the OMS is told to
+cancel it.
+
+State table (event -> new state; anything else keeps the state and is answered as it stands):
+
+    PENDING_NEW       ack -> WORKING, reject -> REJECTED, partial -> PARTIALLY_FILLED,
+                      fill -> FILLED
+    WORKING           partial -> PARTIALLY_FILLED, fill -> FILLED, cancel -> CANCELED, done -> DONE
+    PARTIALLY_FILLED  partial (more) -> PARTIALLY_FILLED, fill -> FILLED, cancel -> CANCELED, ...
+    PENDING_CANCEL    cancel -> CANCELED, fill -> FILLED, cancel rejected -> the state before
+    CANCELED / DONE   a late fill raises the filled quantity (fills may arrive after "done")
+
+Cumulative quantity never goes down and never exceeds the order quantity.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from gateway.domain.orders import OrderRequest, Reason
+from gateway.errors import AlreadyExists, InvalidArgument, NotFound
+
+
+class OrderState(enum.Enum):
+    PENDING_NEW = "PENDING_NEW"
+    WORKING = "WORKING"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    PENDING_CANCEL = "PENDING_CANCEL"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    DONE_FOR_DAY = "DONE_FOR_DAY"
+    REFUSED = "REFUSED"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the order may still execute at a venue."""
+        return self in _OPEN
+
+
+_OPEN = frozenset(
+    {
+        OrderState.PENDING_NEW,
+        OrderState.WORKING,
+        OrderState.PARTIALLY_FILLED,
+        OrderState.PENDING_CANCEL,
+    }
+)
+
+
+class OrderEventType(enum.Enum):
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    REJECTED = "REJECTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    CANCEL_REJECTED = "CANCEL_REJECTED"
+    DONE_FOR_DAY = "DONE_FOR_DAY"
+    TIMED_OUT = "TIMED_OUT"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingOrder:
+    """One order as the gateway tracks it (immutable; the registry replaces it on every change)."""
+
+    order: OrderRequest
+    state: OrderState
+    created_at: datetime
+    updated_at: datetime
+    filled_quantity: int = 0
+    venue: str = ""
+    venue_order_id: str = ""
+    decision_id: str = ""
+    reasons: tuple[Reason, ...] = ()
+    # State to return to when a cancel the gateway asked for is rejected by the venue.
+    state_before_cancel: OrderState | None = None
+
+    @property
+    def leaves_quantity(self) -> int:
+        return 0 if not self.state.is_open else self.order.quantity - self.filled_quantity
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """What a venue did with a working order, as the OMS reports it."""
+
+    client_order_id: str
+    event_type: OrderEventType
+    at: datetime
+    venue: str = ""
+    venue_order_id: str = ""
+    # Cumulative filled quantity after this event (0 when the event carries none).
+    cumulative_quantity: int = 0
+    text: str = ""
+
+
+_AFTER_EVENT = {
+    OrderEventType.ACKNOWLEDGED: OrderState.WORKING,
+    OrderEventType.REJECTED: OrderState.REJECTED,
+    OrderEventType.CANCELED: OrderState.CANCELED,
+    OrderEventType.DONE_FOR_DAY: OrderState.DONE_FOR_DAY,
+}
+
+
+class WorkingOrders:
+    """Every order registered today, by client order id, with an index of open orders by symbol."""
+
+    def __init__(self) -> None:
+        self._orders: dict[str, WorkingOrder] = {}
+        self._open_by_symbol: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def __iter__(self) -> Iterator[WorkingOrder]:
+        return iter(self._orders.values())
+
+    def get(self, client_order_id: str) -> WorkingOrder | None:
+        return self._orders.get(client_order_id)
+
+    def require(self, client_order_id: str) -> WorkingOrder:
+        found = self._orders.get(client_order_id)
+        if found is None:
+            raise NotFound(
+                f"no order with client_order_id {client_order_id!r} was submitted to the gateway",
+                reason="ORDER_NOT_FOUND",
+            )
+        return found
+
+    def previous(self, order: OrderRequest) -> WorkingOrder | None:
+        """The order registered before under this id; AlreadyExists when its content differs."""
+        existing = self._orders.get(order.client_order_id)
+        if existing is not None and existing.order != order:
+            raise AlreadyExists(
+                f"client_order_id {order.client_order_id!r} was already submitted with different "
+                "content; the original order is unchanged",
+                reason="DUPLICATE_CLIENT_ORDER_ID",
+            )
+        return existing
+
+    def register(
+        self, order: OrderRequest, at: datetime, *, venue: str = "", decision_id: str = ""
+    ) -> WorkingOrder:
+        """Register an order the checks allowed (PENDING_NEW until the venue acknowledges)."""
+        working = WorkingOrder(order, OrderState.PENDING_NEW, at, at, 0, venue, "", decision_id)
+        self._store(working)
+        return working
+
+    def refuse(
+        self, order: OrderRequest, reasons: tuple[Reason, ...], at: datetime
+    ) -> WorkingOrder:
+        """Remember a refused order, so a retry of the same id gets the same answer."""
+        refused = WorkingOrder(order, OrderState.REFUSED, at, at, reasons=reasons)
+        self._store(refused)
+        return refused
+
+    def apply(self, event: OrderEvent) -> WorkingOrder:
+        """Apply a venue event to the order it names and return the updated order."""
+        current = self.require(event.client_order_id)
+        if current.state is OrderState.REFUSED:
+            raise InvalidArgument.field(
+                "client_order_id",
+                "the order was refused by the pre-trade checks and never sent",
+                reason="ORDER_NOT_WORKING",
+            )
+        filled = max(current.filled_quantity, event.cumulative_quantity)
+        if filled > current.order.quantity:
+            raise InvalidArgument.field(
+                "cumulative_quantity",
+                f"{event.cumulative_quantity} exceeds the order quantity {current.order.quantity}",
+            )
+        state = self._next_state(current, event, filled)
+        updated = replace(
+            current,
+            state=state,
+            filled_quantity=filled,
+            updated_at=max(current.updated_at, event.at),
+            venue=event.venue or current.venue,
+            venue_order_id=event.venue_order_id or current.venue_order_id,
+            state_before_cancel=current.state_before_cancel if state.is_open else None,
+        )
+        self._store(updated)
+        return updated
+
+    @staticmethod
+    def _next_state(current: WorkingOrder, event: OrderEvent, filled: int) -> OrderState:
+        kind = event.event_type
+        if filled == current.order.quantity and filled > 0:
+            return OrderState.FILLED
+        if not current.state.is_open:
+            return current.state  # late events on a finished order only raise the fill
+        if kind is OrderEventType.CANCEL_REJECTED:
+            return current.state_before_cancel or current.state
+        if kind is OrderEventType.TIMED_OUT or kind is OrderEventType.ACKNOWLEDGED:
+            if current.state is OrderState.PENDING_NEW:
+                return OrderState.WORKING if kind is OrderEventType.ACKNOWLEDGED else current.state
+            return current.state
+        if kind in _AFTER_EVENT:
+            return _AFTER_EVENT[kind]
+        if filled > 0 and current.state is not OrderState.PENDING_CANCEL:
+            return OrderState.PARTIALLY_FILLED
+        return current.state
+
+    def open_orders(self, symbol: str) -> list[WorkingOrder]:
+        return [self._orders[i] for i in sorted(self._open_by_symbol.get(symbol, ()))]
+
+    def mark_pending_cancel(
+        self,
+        symbol: str,
+        reason: Reason,
+        at: datetime,
+        *,
+        venue: str | None = None,
+        only: str | None = None,
+        auction_orders: bool = True,
+    ) -> list[WorkingOrder]:
+        """Mark every open order of ``symbol`` (at ``venue`` only, when given) PENDING_CANCEL.
+
+        ``only`` restricts it to one client order id; ``auction_orders=False`` leaves auction-only
+        orders (MOO, MOC, ...) working, since they wait for the auction anyway. Returns the
+        orders newly marked; orders already pending cancel are left as they are.
+        """
+        marked = []
+        for working in self.open_orders(symbol):
+            if working.state is OrderState.PENDING_CANCEL:
+                continue
+            if venue is not None and working.venue != venue:
+                continue
+            if only is not None and working.order.client_order_id != only:
+                continue
+            if not auction_orders and working.order.order_type.is_auction_only:
+                continue
+            updated = replace(
+                working,
+                state=OrderState.PENDING_CANCEL,
+                updated_at=at,
+                reasons=(*working.reasons, reason),
+                state_before_cancel=working.state,
+            )
+            self._store(updated)
+            marked.append(updated)
+        return marked
+
+    def _store(self, working: WorkingOrder) -> None:
+        order_id = working.order.client_order_id
+        self._orders[order_id] = working
+        ids = self._open_by_symbol.setdefault(working.order.symbol, set())
+        if working.state.is_open:
+            ids.add(order_id)
+        else:
+            ids.discard(order_id)
