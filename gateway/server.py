@@ -133,6 +133,8 @@ class Gateway:
         )
         await self._record_start(self.database)
         await self._start_halt_guard(self.database)
+        await self._start_routing(self.database)
+        await self._start_journal(self.database)
 
         if settings.metrics_port >= 0:
             self._metrics_server = MetricsServer(
@@ -189,11 +191,18 @@ class Gateway:
             retention=settings.stream_retention,
         )
         self._own_task(self.guard.run_ticker(settings.market_tick_seconds), "market-state-ticker")
+        log.info("halt guard ready", extra={"short_sale_carried_over": len(carried)})
+
+    async def _start_routing(self, database: Database) -> None:
+        """Venue profiles and the router (RoutingService and the routing step of SubmitOrder)."""
+        today = TradingCalendar.trade_date_of(datetime.now(UTC))
         self.venues = load_venues(trade_date=today)
         self.router = Router(
             RouterSettings(), FillProbabilityModel(self.venues), VenueHealth(self.venues)
         )
-        log.info("halt guard ready", extra={"short_sale_carried_over": len(carried)})
+
+    async def _start_journal(self, database: Database) -> None:
+        """The trade journal (JournalService)."""
 
     def _own_task(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)
