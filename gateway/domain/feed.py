@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from gateway.domain.luld import Tier
+from gateway.errors import ExecgwError
 
 
 class TradeType(enum.Enum):
@@ -114,10 +115,10 @@ FeedEvent = (
 )
 
 
-class EventRefused(ValueError):
+class EventRefused(ExecgwError, ValueError):
     """An event the engine will not apply; ``reason`` is a stable code. State is unchanged."""
 
+    reason = "EVENT_REFUSED"
+
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+        super().__init__(message, reason=reason)

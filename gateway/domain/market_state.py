@@ -11,7 +11,15 @@ Decisions (settings in ``MarketSettings`` and the rule modules):
   a reopening; computed bands are used where none were published.
 - A reopening print, or a resume message for trading, ends a halt or pause; the reopening print
   sets the new reference price.
-- Regulatory halts outlast the trading day; pauses, limit states and bands do not.
+- Regulatory halts outlast the trading day; pauses, limit states and bands do not. A Level 3
+  market-wide halt lasts for the rest of its day only (MWC0 carries it over, per symbol).
+- A market-wide halt ends every limit state: LULD limit states are measured again from the first
+  quote after it, so a stale limit state never infers a pause across the halt.
+- Eligible trades feed the reference price only in regular hours (LULD Plan scope).
+
+Refusals (``EventRefused.reason``): EVENT_OUT_OF_ORDER, QUOTE_CROSSED, PRICE_NOT_POSITIVE,
+UNKNOWN_HALT_CODE, NOT_A_HALT_CODE, VENUE_REQUIRED, BAND_INVALID, INDEX_PRIOR_CLOSE_MISSING. Every
+check runs before anything is changed.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from gateway.domain import auctions, halt_codes
 from gateway.domain.auctions import AuctionSettings
@@ -209,6 +218,12 @@ class MarketStateEngine:
         self._trading: set[str] = set()
         self._sessions: dict[date, Session | None] = {}
         self._closing_period: dict[date, bool] = {}
+        # Scheduled phase per listing exchange at the last tick, and symbols not placed yet: a
+        # tick walks every symbol only when an exchange changes phase or the bands double.
+        self._exchange_phase: dict[tuple[date, str], Phase] = {}
+        self._unscheduled: set[str] = set()
+        self._listing_set: dict[str, None] = {}
+        self._index_at: datetime | None = None
         self.index_level: tuple[str, str] = ("", "")
 
     # --- queries ----------------------------------------------------------------------------
@@ -232,9 +247,18 @@ class MarketStateEngine:
             state = self.symbols[symbol] = SymbolState(symbol, self.settings)
         state.ssr.carry_over(until)
 
-    def market_halted(self, now: datetime) -> bool:
+    def _breaker_today(self, now: datetime) -> MarketWideBreaker | None:
+        # A breaker belongs to one trading day: Level 3 halts "for the rest of the day" only.
         breaker = self.breaker
-        return breaker is not None and (breaker.halted_for_day or breaker.halted(now))
+        session = self.session(now)
+        if breaker is None or session is None or breaker.trade_date != session.trade_date:
+            return None
+        return breaker
+
+    def market_halted(self, now: datetime) -> bool:
+        """Whether a market-wide circuit breaker halts trading at ``now``."""
+        breaker = self._breaker_today(now)
+        return breaker is not None and breaker.halted(now)
 
     def phase(self, state: SymbolState, now: datetime) -> Phase:
         """The trading phase of ``state`` at ``now``: halts and pauses over the schedule."""
@@ -265,7 +289,9 @@ class MarketStateEngine:
                 f"{event.symbol}: event at {event.at.isoformat()} is older than the last one "
                 f"applied ({state.last_at.isoformat()})",
             )
+        self._validate(event)
         if state is None:
+            # Only now: a refused event must not leave even an empty symbol behind.
             state = self.symbols[event.symbol] = SymbolState(event.symbol, self.settings)
         if isinstance(event, QuoteUpdate):
             changes = self._on_quote(state, event)
@@ -284,11 +310,64 @@ class MarketStateEngine:
             state.updated_at = event.at
         return changes
 
+    @staticmethod
+    def _validate(event: FeedEvent) -> None:
+        """Refuse an event that would corrupt state, before anything is changed."""
+        symbol = event.symbol
+        if isinstance(event, QuoteUpdate):
+            _require_positive(symbol, bid=event.bid_price, ask=event.ask_price)
+            if (
+                event.bid_price is not None
+                and event.ask_price is not None
+                and event.bid_price > event.ask_price
+            ):
+                raise EventRefused(
+                    "QUOTE_CROSSED",
+                    f"{symbol}: {event.venue} bid {event.bid_price} is above its ask "
+                    f"{event.ask_price}",
+                )
+        elif isinstance(event, TradeReport):
+            _require_positive(symbol, price=event.price)
+        elif isinstance(event, ReferenceData):
+            _require_positive(symbol, prior_close=event.prior_close, leverage=event.leverage)
+        elif isinstance(event, BandNotice):
+            if event.lower <= 0 or event.lower >= event.upper:
+                raise EventRefused(
+                    "BAND_INVALID",
+                    f"{symbol}: bands {event.lower} / {event.upper} are not 0 < lower < upper",
+                )
+        elif isinstance(event, HaltNotice):
+            code = _lookup(event.reason_code)
+            if code.is_resumption:
+                raise EventRefused(
+                    "NOT_A_HALT_CODE",
+                    f"{symbol}: {code.code} is a resumption code; send it as a resume message",
+                )
+            if code.is_operational and not event.venue:
+                raise EventRefused(
+                    "VENUE_REQUIRED", f"{symbol}: operational halt O1 must name its venue"
+                )
+        elif isinstance(event, ResumeNotice) and event.reason_code.strip():
+            # Fail safe: a resumption nobody can classify leaves the symbol halted.
+            _lookup(event.reason_code)
+
     def _on_reference(self, state: SymbolState, event: ReferenceData) -> list[Change]:
         previous = state.reference
-        if previous is not None and previous.trade_date != event.trade_date:
+        if previous is not None:
+            last_day: date | None = previous.trade_date
+        else:  # known from market data only (a halt, quotes) until now
+            last_day = self.calendar.trade_date_of(state.last_at) if state.last_at else None
+        if last_day is not None and last_day != event.trade_date:
             state.reset_day()
+            self._limit_watch.discard(state.symbol)
+            self._trading.discard(state.symbol)
+            # A venue that has not quoted since an earlier day must not set today's NBBO.
+            for stale in [
+                q for q in state.book if self.calendar.trade_date_of(q.time) < event.trade_date
+            ]:
+                state.book.remove(stale.venue)
         state.reference = event
+        self._unscheduled.add(state.symbol)
         kinds = [ChangeKind.REFERENCE_DATA]
         if event.short_sale_restricted and not state.ssr.is_restricted(event.trade_date):
             state.ssr.carry_over(event.trade_date)
@@ -308,16 +387,6 @@ class MarketStateEngine:
             self._recompute(state, at)
 
     def _on_quote(self, state: SymbolState, event: QuoteUpdate) -> list[Change]:
-        if (
-            event.bid_price is not None
-            and event.ask_price is not None
-            and event.bid_price > event.ask_price
-        ):
-            raise EventRefused(
-                "QUOTE_CROSSED",
-                f"{event.symbol}: {event.venue} bid {event.bid_price} is above its ask "
-                f"{event.ask_price}",
-            )
         state.book.update(
             VenueQuote(
                 event.venue,
@@ -347,7 +416,8 @@ class MarketStateEngine:
             changes.extend(self._recompute(state, event.at))
         elif event.trade_type is TradeType.CLOSING:
             state.closing_print = True
-        elif event.eligible:
+        elif event.eligible and self._regular_hours(event.at) is not None:
+            # LULD Plan scope: only regular-hours trades feed the reference price.
             self._open_on_quote(state, event.at)
             if state.rp.add_trade(event.price, event.at):
                 changes.extend(self._recompute(state, event.at))
@@ -379,20 +449,8 @@ class MarketStateEngine:
         ]
 
     def _on_halt(self, state: SymbolState, event: HaltNotice) -> list[Change]:
-        try:
-            code = halt_codes.lookup(event.reason_code)
-        except halt_codes.UnknownHaltCode as exc:
-            raise EventRefused("UNKNOWN_HALT_CODE", str(exc)) from exc
-        if code.is_resumption:
-            raise EventRefused(
-                "NOT_A_HALT_CODE",
-                f"{event.symbol}: {code.code} is a resumption code; send it as a resume message",
-            )
+        code = _lookup(event.reason_code)  # validated: a halt code, O1 with its venue
         if code.is_operational:
-            if not event.venue:
-                raise EventRefused(
-                    "VENUE_REQUIRED", f"{event.symbol}: operational halt O1 must name its venue"
-                )
             state.operational[event.venue] = Halt(code.code, code.halt_class, event.at)
             return [
                 Change(
@@ -414,6 +472,7 @@ class MarketStateEngine:
             session = self.session(event.at)
             if session is not None:
                 reopens = reopens_before_close(event.at, session, self.settings.luld)
+        previous = state.halt
         state.halt = Halt(
             code.code,
             code.halt_class,
@@ -426,7 +485,21 @@ class MarketStateEngine:
         self._limit_watch.discard(state.symbol)
         kind = ChangeKind.PAUSE if code.is_pause else ChangeKind.HALT
         record = "PAUSE" if code.is_pause else "HALT"
-        changes.append(Change(state.symbol, event.at, (kind,), code.code, record, cancel=True))
+        # The declared pause replaces the one the gateway inferred: its orders were cancelled then,
+        # and none could be entered since, so no second round of cancels.
+        confirms = previous is not None and previous.inferred and code.is_pause
+        detail = (("replaces", "PAUSE_INFERRED"),) if confirms else ()
+        changes.append(
+            Change(
+                state.symbol,
+                event.at,
+                (kind,),
+                code.code,
+                record,
+                cancel=not confirms,
+                detail=detail,
+            )
+        )
         return changes
 
     def _on_resume(self, state: SymbolState, event: ResumeNotice) -> list[Change]:
@@ -442,11 +515,14 @@ class MarketStateEngine:
                     venue=event.venue,
                 )
             ]
+        changes: list[Change] = []
+        if event.reason_code.strip().upper() == "MWCQ":
+            changes.extend(self._breaker_resume(event.at))
         if state.halt is None:
-            return []  # already trading: a repeated resume changes nothing
+            return changes  # already trading: a repeated resume changes nothing
         if event.phase is ResumptionPhase.QUOTES:
             state.halt = replace(state.halt, quotation_only=True)
-            return [
+            changes.append(
                 Change(
                     state.symbol,
                     event.at,
@@ -455,8 +531,10 @@ class MarketStateEngine:
                     "RESUME",
                     detail=(("phase", "QUOTES"),),
                 )
-            ]
-        return [self._end_halt(state, event.at, event.reason_code)]
+            )
+            return changes
+        changes.append(self._end_halt(state, event.at, event.reason_code))
+        return changes
 
     def _end_halt(self, state: SymbolState, at: datetime, code: str) -> Change:
         state.halt = None
@@ -466,11 +544,6 @@ class MarketStateEngine:
         )
 
     def _on_band(self, state: SymbolState, event: BandNotice) -> list[Change]:
-        if event.lower >= event.upper:
-            raise EventRefused(
-                "BAND_INVALID",
-                f"{event.symbol}: lower band {event.lower} is not below upper band {event.upper}",
-            )
         reference = state.rp.current or (event.lower + event.upper) / 2
         state.published = published_bands(event.lower, event.upper, reference)
         changes = [Change(state.symbol, event.at, (ChangeKind.BAND,))]
@@ -504,7 +577,12 @@ class MarketStateEngine:
 
     def _evaluate_limit(self, state: SymbolState, at: datetime) -> list[Change]:
         bands = state.bands
-        if bands is None or state.halt is not None or self._regular_hours(at) is None:
+        if (
+            bands is None
+            or state.halt is not None
+            or self._regular_hours(at) is None
+            or self.market_halted(at)
+        ):
             return []
         nbbo = state.book.nbbo
         before = state.limit.state
@@ -532,39 +610,59 @@ class MarketStateEngine:
     def _on_index(self, event: IndexUpdate) -> list[Change]:
         if event.index != self.settings.breakers.index:
             return []
+        last = self._index_at
+        if last is not None and event.at < last:
+            raise EventRefused(
+                "EVENT_OUT_OF_ORDER",
+                f"{event.index}: level at {event.at.isoformat()} is older than the last one "
+                f"applied ({last.isoformat()})",
+            )
+        _require_positive(event.index, level=event.level, prior_close=event.prior_close)
         session = self.session(event.at)
         if session is None:
+            self._index_at = event.at
             return []
-        changes: list[Change] = []
-        breaker = self.breaker
-        if event.prior_close is not None and (
-            breaker is None or breaker.trade_date != session.trade_date
-        ):
+        breaker = self._breaker_today(event.at)
+        if breaker is None:
+            if event.prior_close is None:
+                raise EventRefused(
+                    "INDEX_PRIOR_CLOSE_MISSING",
+                    f"{event.index}: the prior close is needed once a day before levels",
+                )
             breaker = self.breaker = MarketWideBreaker(
                 session.trade_date, event.prior_close, session, self.settings.breakers
             )
             self._breaker_halted = False
-        self.index_level = (str(event.level), str(event.prior_close or ""))
-        if breaker is None or breaker.trade_date != session.trade_date:
-            raise EventRefused(
-                "INDEX_PRIOR_CLOSE_MISSING",
-                f"{event.index}: the prior close is needed once a day before levels",
-            )
+        self._index_at = event.at
+        self.index_level = (str(event.level), str(breaker.prior_close))
         fired = breaker.on_index_level(event.level, event.at)
-        if fired is not None:
-            changes.append(self._breaker_change(fired.code, fired.halted, event.at))
-        return changes
+        if fired is None:
+            return []
+        return [self._breaker_change(fired.code, fired.halted, event.at)]
 
     def _breaker_message(self, code: str, at: datetime) -> list[Change]:
-        breaker = self.breaker
+        breaker = self._breaker_today(at)
         if breaker is None:
-            return []
+            return []  # no index prior close today: the symbol's own halt still applies
         fired = breaker.on_halt_message(code, at)
         if fired is None:
             return []
         return [self._breaker_change(fired.code, fired.halted, at)]
 
+    def _breaker_resume(self, at: datetime) -> list[Change]:
+        # MWCQ: the market-wide halt in force ends (never a Level 3 of the same day).
+        breaker = self._breaker_today(at)
+        if breaker is None or not self._breaker_halted or not breaker.on_resume(at):
+            return []
+        self._breaker_halted = False
+        return [Change("", at, (ChangeKind.CIRCUIT_BREAKER, ChangeKind.RESUME), "MWCQ", "RESUME")]
+
     def _breaker_change(self, code: str, halted: bool, at: datetime) -> Change:
+        if halted:
+            # Limit states measured before the halt say nothing about the market after it.
+            for symbol in self._limit_watch:
+                self.symbols[symbol].limit.reset()
+            self._limit_watch.clear()
         self._breaker_halted = self._breaker_halted or halted
         return Change(
             "",
@@ -587,13 +685,17 @@ class MarketStateEngine:
         for symbol in sorted(self._limit_watch):
             state = self.symbols[symbol]
             if state.halt is None and state.limit.pause_inferred(now, luld):
-                changes.append(self._infer_pause(state, now))
-        breaker = self.breaker
-        if self._breaker_halted and breaker is not None and not self.market_halted(now):
+                change = self._infer_pause(state, now)
+                if change is not None:
+                    changes.append(change)
+        if self._breaker_halted and not self.market_halted(now):
             self._breaker_halted = False
-            changes.append(
-                Change("", now, (ChangeKind.CIRCUIT_BREAKER, ChangeKind.RESUME), "MWCQ", "RESUME")
-            )
+            if self._breaker_today(now) is not None:
+                changes.append(
+                    Change(
+                        "", now, (ChangeKind.CIRCUIT_BREAKER, ChangeKind.RESUME), "MWCQ", "RESUME"
+                    )
+                )
         for symbol in sorted(self._trading):
             state = self.symbols[symbol]
             if state.rp.evaluate(now):
@@ -603,23 +705,27 @@ class MarketStateEngine:
         changes.extend(self._scheduled_changes(now))
         return changes
 
-    def _infer_pause(self, state: SymbolState, now: datetime) -> Change:
+    def _infer_pause(self, state: SymbolState, now: datetime) -> Change | None:
         luld = self.settings.luld
         since = state.limit.since or now
-        session = self.session(now)
-        reopens = session is None or reopens_before_close(now, session, luld)
+        self._limit_watch.discard(state.symbol)
+        # The pause starts when the limit state has lasted 15 s, however late the tick comes;
+        # a limit state that reaches 15 s only after the close infers nothing (LULD Plan scope).
+        paused_at = since + luld.limit_state_timeout
+        session = self._regular_hours(paused_at)
+        if session is None:
+            return None
         state.halt = Halt(
             "LUDP",
             HaltClass.VOLATILITY,
-            now,
+            paused_at,
             inferred=True,
-            expected_resumption=now + luld.pause_duration,
-            reopens=reopens,
+            expected_resumption=paused_at + luld.pause_duration,
+            reopens=reopens_before_close(paused_at, session, luld),
         )
-        self._limit_watch.discard(state.symbol)
         return Change(
             state.symbol,
-            now,
+            paused_at,
             (ChangeKind.PAUSE,),
             "LUDP",
             "PAUSE_INFERRED",
@@ -635,13 +741,22 @@ class MarketStateEngine:
         closing = in_closing_period(now, session, self.settings.luld)
         doubling_flip = self._closing_period.get(session.trade_date, False) != closing
         self._closing_period[session.trade_date] = closing
-        for state in self.symbols.values():
+        phases: dict[tuple[date, str], Phase] = {}
+        for key in {(session.trade_date, listing) for listing in self._listings()}:
+            phases[key] = _SCHEDULED[
+                auctions.scheduled_phase(now, session, key[1], self.settings.auctions)
+            ]
+        moved = phases != self._exchange_phase
+        self._exchange_phase = phases
+        if moved or doubling_flip:
+            states: list[SymbolState] = list(self.symbols.values())
+        else:
+            states = [self.symbols[s] for s in sorted(self._unscheduled)]
+        self._unscheduled.clear()
+        for state in states:
             if state.reference is None:
                 continue
-            listing = state.reference.listing_exchange
-            scheduled = _SCHEDULED[
-                auctions.scheduled_phase(now, session, listing, self.settings.auctions)
-            ]
+            scheduled = phases[(session.trade_date, state.reference.listing_exchange)]
             if scheduled is not state.scheduled:
                 state.scheduled = scheduled
                 changes.append(
@@ -657,5 +772,26 @@ class MarketStateEngine:
                 changes.extend(self._recompute(state, now))
         return changes
 
+    def _listings(self) -> dict[str, None]:
+        """Listing exchanges of the symbols with reference data (kept as they arrive)."""
+        for symbol in self._unscheduled:
+            reference = self.symbols[symbol].reference
+            if reference is not None:
+                self._listing_set[reference.listing_exchange] = None
+        return self._listing_set
+
     def levels_triggered(self) -> tuple[Level, ...]:
         return self.breaker.levels_triggered if self.breaker is not None else ()
+
+
+def _lookup(code: str) -> halt_codes.HaltCode:
+    try:
+        return halt_codes.lookup(code)
+    except halt_codes.UnknownHaltCode as exc:
+        raise EventRefused("UNKNOWN_HALT_CODE", str(exc)) from exc
+
+
+def _require_positive(symbol: str, **prices: Decimal | None) -> None:
+    for name, value in prices.items():
+        if value is not None and value <= 0:
+            raise EventRefused("PRICE_NOT_POSITIVE", f"{symbol}: {name} {value} is not positive")

@@ -9,6 +9,14 @@ Every applicable reason is reported, not only the first. Reason codes are stable
     LIMIT_PRICE_OFF_TICK, AUCTION_* (from ``auctions``), AUCTION_NOT_ON_LISTING_EXCHANGE,
     SHORT_SALE_* (from ``short_sale``), VENUE_OPERATIONAL_HALT
 
+Decisions:
+- Continuous orders (market, limit, midpoint peg) are taken in regular hours only
+  (``SESSION_CLOSED`` before the open and after the close; during the closing cross also
+  ``AUCTION_CROSS_IN_PROGRESS``); pre-open interest must be an auction-only type.
+- Band and limit-state checks apply in continuous trading only: during a halt or pause the order is
+  refused anyway, and an order for a reopening auction is not bound by the bands before it (the
+  reopening price sets new ones, LULD Plan V).
+
 Restrictions (what the symbol accepts right now), derived from the rules:
 - NO_NEW_ORDERS: closed, halted, paused (declared or inferred), market-wide halt, during a cross;
 - AUCTION_ONLY: before the open, and in a quotation-only period (orders for the reopening auction on
@@ -27,11 +35,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.domain import auctions
+from gateway.domain.calendar import Session
+from gateway.domain.circuit_breakers import Level
 from gateway.domain.luld import Bands, LimitState
 from gateway.domain.market_state import MarketStateEngine, Phase, SymbolState
 from gateway.domain.orders import OrderRequest, OrderType, Reason, Side, TimeInForce
 from gateway.domain.prices import default_tick, is_on_tick
-from gateway.domain.short_sale import check_short_sale
+from gateway.domain.short_sale import SHORT_SALE_PRICE_TEST, check_short_sale
 from gateway.domain.working_orders import WorkingOrder
 
 
@@ -68,10 +78,6 @@ class Decision:
     decided_at: datetime
 
 
-_HALT_PHASES = {
-    Phase.HALTED: "SYMBOL_HALTED",
-    Phase.PAUSED: "SYMBOL_PAUSED",
-}
 _LIMIT = "order.limit_price"
 
 
@@ -112,7 +118,7 @@ def check_order(
     now: datetime,
     settings: PretradeSettings | None = None,
 ) -> Decision:
-    """Run every halt-safety check for ``order`` at ``now``."""
+    """Run every halt-safety check for ``order`` at ``now``; the decision lists every reason."""
     settings = settings or PretradeSettings()
     state = engine.get(order.symbol)
     session = engine.session(now)
@@ -123,12 +129,11 @@ def check_order(
             "orders are refused until the feed publishes it",
             "order.symbol",
         )
-        return Decision(False, (reason,), (Restriction.NO_NEW_ORDERS,), None, None, False, now)
+        reasons = [reason, *_market_reasons(engine, now, session)]
+        return Decision(False, tuple(reasons), (Restriction.NO_NEW_ORDERS,), None, None, False, now)
     reference = state.reference
-    reasons: list[Reason] = []
-    if session is None:
-        reasons.append(Reason("MARKET_CLOSED", f"{now.date()} is not a trading day"))
-    elif reference.trade_date != session.trade_date:
+    reasons = _market_reasons(engine, now, session)
+    if session is not None and reference.trade_date != session.trade_date:
         reasons.append(
             Reason(
                 "REFERENCE_DATA_STALE",
@@ -141,38 +146,27 @@ def check_order(
     found = restrictions(engine, state, now)
     restricted = session is not None and state.ssr.is_restricted(session.trade_date)
     if session is not None:
-        reasons.extend(_phase_reasons(engine, state, order, phase, now))
-        listing = reference.listing_exchange
-        if order.order_type.is_auction_only:
-            refusal = auctions.entry_refusal(
-                order.order_type, listing, now, session, engine.settings.auctions
-            )
-            if refusal is not None:
-                reasons.append(Reason(refusal, _auction_message(refusal, order, listing)))
-            if order.venue and order.venue != listing:
-                reasons.append(
-                    Reason(
-                        "AUCTION_NOT_ON_LISTING_EXCHANGE",
-                        f"{order.order_type.value} orders for {order.symbol} go to its listing "
-                        f"exchange {listing}, not {order.venue}",
-                        "order.venue",
-                    )
-                )
-        elif phase is not Phase.CLOSED:
+        reasons.extend(_halt_reasons(state, order))
+        reasons.extend(_entry_reasons(engine, state, order, now, session))
+        continuous = not order.order_type.is_auction_only
+        if continuous and state.halt is None and phase is not Phase.CLOSED:
+            # An auction's price is not bound by the bands before it.
             reasons.extend(_price_reasons(state, order, settings))
     reasons.extend(_venue_reasons(state, order))
     reasons.extend(_tick_reasons(state, order))
     if restricted:
-        nbb = state.book.nbbo.bid_price
+        nbbo = state.book.nbbo
         for code in check_short_sale(
             order.side,
             order.order_type,
             order.limit_price,
-            nbb,
+            nbbo.bid_price,
             True,
             engine.settings.short_sale,
+            national_best_offer=nbbo.ask_price,
         ):
-            reasons.append(Reason(code, _short_sale_message(code, order, nbb), "order.side"))
+            field = _LIMIT if code == SHORT_SALE_PRICE_TEST and order.limit_price else "order.side"
+            reasons.append(Reason(code, _short_sale_message(code, order, nbbo.bid_price), field))
     return Decision(
         not reasons,
         tuple(_unique(reasons)),
@@ -194,47 +188,97 @@ def _unique(reasons: list[Reason]) -> list[Reason]:
     return kept
 
 
-def _phase_reasons(
+def _market_reasons(
+    engine: MarketStateEngine, now: datetime, session: Session | None
+) -> list[Reason]:
+    """Reasons that hold for every symbol: no session today, a market-wide halt."""
+    if session is None:
+        day = engine.calendar.trade_date_of(now)
+        return [Reason("MARKET_CLOSED", f"{day} is not a trading day")]
+    breaker = engine.breaker
+    if not engine.market_halted(now) or breaker is None:
+        return []
+    if breaker.halted_for_day:
+        what = f"{_level_name(breaker.level)}: halted for the rest of the day"
+    elif breaker.carried_over:
+        what = "Level 3 carried over from the previous day: halted until trading resumes"
+    else:
+        until = breaker.halted_until.isoformat() if breaker.halted_until else "?"
+        what = f"{_level_name(breaker.level)}: halted until {until}"
+    return [Reason("MARKET_WIDE_HALT", f"market-wide circuit breaker {what}")]
+
+
+def _level_name(level: Level) -> str:
+    return level.name.replace("_", " ").title()
+
+
+def _halt_reasons(state: SymbolState, order: OrderRequest) -> list[Reason]:
+    """The symbol's own halt or pause (declared or inferred), or its quotation-only period."""
+    symbol = order.symbol
+    halt = state.halt
+    if halt is None:
+        return []
+    if halt.quotation_only:
+        return _reopening_reasons(state, order)
+    if halt.inferred:
+        return [
+            Reason(
+                "PAUSE_INFERRED",
+                f"{symbol} has been in a limit state for 15 s or more: treated as paused "
+                "until the pause or resumption message arrives",
+            )
+        ]
+    return [
+        Reason(
+            "SYMBOL_PAUSED" if halt.is_pause else "SYMBOL_HALTED",
+            f"{symbol} is {'paused' if halt.is_pause else 'halted'} "
+            f"({halt.reason_code}, {halt.halt_class.value.lower()}) since "
+            f"{halt.since.isoformat()}",
+        )
+    ]
+
+
+def _entry_reasons(
     engine: MarketStateEngine,
     state: SymbolState,
     order: OrderRequest,
-    phase: Phase,
     now: datetime,
+    session: Session,
 ) -> list[Reason]:
-    symbol = order.symbol
-    if engine.market_halted(now):
-        breaker = engine.breaker
-        assert breaker is not None
-        level = breaker.level.name.replace("_", " ").title()
-        until = (
-            "for the rest of the day"
-            if breaker.halted_for_day
-            else f"until {breaker.halted_until.isoformat() if breaker.halted_until else '?'}"
-        )
-        return [Reason("MARKET_WIDE_HALT", f"market-wide circuit breaker {level}: halted {until}")]
-    halt = state.halt
-    if phase in _HALT_PHASES and halt is not None:
-        if halt.inferred:
-            return [
+    """The order-entry windows: regular hours for continuous orders, auction windows otherwise."""
+    assert state.reference is not None
+    listing = state.reference.listing_exchange
+    refusal = auctions.entry_refusal(
+        order.order_type, listing, now, session, engine.settings.auctions
+    )
+    reasons = []
+    if not order.order_type.is_auction_only:
+        # Decision (auctions): the gateway handles regular hours only.
+        if not session.is_open(now):
+            when = "have not started" if now < session.open_at else "are over"
+            reasons.append(
                 Reason(
-                    "PAUSE_INFERRED",
-                    f"{symbol} has been in a limit state for 15 s or more: treated as paused "
-                    "until the pause or resumption message arrives",
+                    auctions.SESSION_CLOSED,
+                    f"{order.symbol}: regular trading hours {when}; before the open only "
+                    "auction-only orders (MOO, LOO) are taken",
+                    "order.order_type",
                 )
-            ]
-        return [
-            Reason(
-                _HALT_PHASES[phase],
-                f"{symbol} is {'paused' if halt.is_pause else 'halted'} "
-                f"({halt.reason_code}, {halt.halt_class.value.lower()}) since "
-                f"{halt.since.isoformat()}",
             )
-        ]
-    if phase is Phase.QUOTATION_ONLY:
-        return _reopening_reasons(state, order)
-    if phase is Phase.CLOSED and not order.order_type.is_auction_only:
-        return [Reason("SESSION_CLOSED", f"{symbol}: regular trading hours are over")]
-    return []
+        if refusal == auctions.AUCTION_CROSS_IN_PROGRESS:
+            reasons.append(Reason(refusal, _auction_message(refusal, order, listing)))
+        return reasons
+    if refusal is not None:
+        reasons.append(Reason(refusal, _auction_message(refusal, order, listing)))
+    if order.venue and order.venue != listing:
+        reasons.append(
+            Reason(
+                "AUCTION_NOT_ON_LISTING_EXCHANGE",
+                f"{order.order_type.value} orders for {order.symbol} go to its listing "
+                f"exchange {listing}, not {order.venue}",
+                "order.venue",
+            )
+        )
+    return reasons
 
 
 def _reopening_reasons(state: SymbolState, order: OrderRequest) -> list[Reason]:

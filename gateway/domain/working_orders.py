@@ -8,13 +8,23 @@ cancel it.
 State table (event -> new state; anything else keeps the state and is answered as it stands):
 
     PENDING_NEW       ack -> WORKING, reject -> REJECTED, partial -> PARTIALLY_FILLED,
-                      fill -> FILLED
+                      fill -> FILLED, cancel -> CANCELED, done -> DONE_FOR_DAY
     WORKING           partial -> PARTIALLY_FILLED, fill -> FILLED, cancel -> CANCELED, done -> DONE
-    PARTIALLY_FILLED  partial (more) -> PARTIALLY_FILLED, fill -> FILLED, cancel -> CANCELED, ...
-    PENDING_CANCEL    cancel -> CANCELED, fill -> FILLED, cancel rejected -> the state before
-    CANCELED / DONE   a late fill raises the filled quantity (fills may arrive after "done")
+    PARTIALLY_FILLED  partial (more) -> PARTIALLY_FILLED, fill -> FILLED, cancel -> CANCELED,
+                      done -> DONE_FOR_DAY
+    PENDING_CANCEL    cancel -> CANCELED, fill -> FILLED, done -> DONE_FOR_DAY, cancel rejected ->
+                      the state before (an ack or partial fill meanwhile updates that state;
+                      reject -> REJECTED only if the venue never acknowledged the order)
+    CANCELED / DONE   a late fill raises the filled quantity (fills may arrive after "done"); a
+                      fill of the whole quantity makes it FILLED
+    REFUSED           never sent: venue events are refused (ORDER_NOT_WORKING)
 
-Cumulative quantity never goes down and never exceeds the order quantity.
+A FILLED event that carries no cumulative quantity (0) fills the whole order. Cumulative quantity
+never goes down and never exceeds the order quantity (FILL_EXCEEDS_QUANTITY); a FILLED event with
+less than the order quantity is inconsistent (FILL_INCOMPLETE).
+
+``register`` and ``refuse`` are idempotent on ``client_order_id``: the same content returns the
+order recorded first, different content raises AlreadyExists (DUPLICATE_CLIENT_ORDER_ID).
 """
 
 from __future__ import annotations
@@ -102,8 +112,6 @@ class OrderEvent:
 
 
 _AFTER_EVENT = {
-    OrderEventType.ACKNOWLEDGED: OrderState.WORKING,
-    OrderEventType.REJECTED: OrderState.REJECTED,
     OrderEventType.CANCELED: OrderState.CANCELED,
     OrderEventType.DONE_FOR_DAY: OrderState.DONE_FOR_DAY,
 }
@@ -148,7 +156,16 @@ class WorkingOrders:
     def register(
         self, order: OrderRequest, at: datetime, *, venue: str = "", decision_id: str = ""
     ) -> WorkingOrder:
-        """Register an order the checks allowed (PENDING_NEW until the venue acknowledges)."""
+        """Register an order the checks allowed (PENDING_NEW until the venue acknowledges).
+
+        Idempotent: the same order again returns the one registered first.
+
+        Raises:
+            AlreadyExists: the id was registered with different content.
+        """
+        existing = self.previous(order)
+        if existing is not None:
+            return existing
         working = WorkingOrder(order, OrderState.PENDING_NEW, at, at, 0, venue, "", decision_id)
         self._store(working)
         return working
@@ -156,7 +173,14 @@ class WorkingOrders:
     def refuse(
         self, order: OrderRequest, reasons: tuple[Reason, ...], at: datetime
     ) -> WorkingOrder:
-        """Remember a refused order, so a retry of the same id gets the same answer."""
+        """Remember a refused order, so a retry of the same id gets the same answer.
+
+        Raises:
+            AlreadyExists: the id was registered with different content.
+        """
+        existing = self.previous(order)
+        if existing is not None:
+            return existing
         refused = WorkingOrder(order, OrderState.REFUSED, at, at, reasons=reasons)
         self._store(refused)
         return refused
@@ -170,13 +194,27 @@ class WorkingOrders:
                 "the order was refused by the pre-trade checks and never sent",
                 reason="ORDER_NOT_WORKING",
             )
-        filled = max(current.filled_quantity, event.cumulative_quantity)
-        if filled > current.order.quantity:
+        quantity = current.order.quantity
+        cumulative = event.cumulative_quantity
+        if event.event_type is OrderEventType.FILLED and cumulative == 0:
+            cumulative = quantity  # the event carries no quantity: the whole order is filled
+        if cumulative > quantity:
             raise InvalidArgument.field(
                 "cumulative_quantity",
-                f"{event.cumulative_quantity} exceeds the order quantity {current.order.quantity}",
+                f"{cumulative} exceeds the order quantity {quantity}",
+                reason="FILL_EXCEEDS_QUANTITY",
             )
+        if event.event_type is OrderEventType.FILLED and cumulative < quantity:
+            raise InvalidArgument.field(
+                "cumulative_quantity",
+                f"a FILLED event must carry the order quantity {quantity}, not {cumulative}",
+                reason="FILL_INCOMPLETE",
+            )
+        filled = max(current.filled_quantity, cumulative)
         state = self._next_state(current, event, filled)
+        before = None
+        if state is OrderState.PENDING_CANCEL:
+            before = self._state_behind_cancel(current, event, filled)
         updated = replace(
             current,
             state=state,
@@ -184,7 +222,7 @@ class WorkingOrders:
             updated_at=max(current.updated_at, event.at),
             venue=event.venue or current.venue,
             venue_order_id=event.venue_order_id or current.venue_order_id,
-            state_before_cancel=current.state_before_cancel if state.is_open else None,
+            state_before_cancel=before,
         )
         self._store(updated)
         return updated
@@ -196,17 +234,37 @@ class WorkingOrders:
             return OrderState.FILLED
         if not current.state.is_open:
             return current.state  # late events on a finished order only raise the fill
+        pending_cancel = current.state is OrderState.PENDING_CANCEL
         if kind is OrderEventType.CANCEL_REJECTED:
-            return current.state_before_cancel or current.state
-        if kind is OrderEventType.TIMED_OUT or kind is OrderEventType.ACKNOWLEDGED:
-            if current.state is OrderState.PENDING_NEW:
-                return OrderState.WORKING if kind is OrderEventType.ACKNOWLEDGED else current.state
-            return current.state
+            if not pending_cancel:
+                return current.state
+            return WorkingOrders._state_behind_cancel(current, event, filled)
+        if kind is OrderEventType.REJECTED:
+            # Only an order the venue never acknowledged can be rejected; a reject of anything
+            # else (a cancel or modify) leaves the order as it stands.
+            never_acked = (current.state_before_cancel if pending_cancel else current.state) is (
+                OrderState.PENDING_NEW
+            )
+            return OrderState.REJECTED if never_acked and filled == 0 else current.state
         if kind in _AFTER_EVENT:
             return _AFTER_EVENT[kind]
-        if filled > 0 and current.state is not OrderState.PENDING_CANCEL:
+        if pending_cancel:
+            return current.state  # acks and partial fills wait behind the cancel
+        if filled > 0:
             return OrderState.PARTIALLY_FILLED
+        if kind is OrderEventType.ACKNOWLEDGED:
+            return OrderState.WORKING
         return current.state
+
+    @staticmethod
+    def _state_behind_cancel(current: WorkingOrder, event: OrderEvent, filled: int) -> OrderState:
+        """The state a cancel rejected now would return to, counting what happened meanwhile."""
+        before = current.state_before_cancel or OrderState.WORKING
+        if filled > 0:
+            return OrderState.PARTIALLY_FILLED
+        if before is OrderState.PENDING_NEW and event.event_type is OrderEventType.ACKNOWLEDGED:
+            return OrderState.WORKING
+        return before
 
     def open_orders(self, symbol: str) -> list[WorkingOrder]:
         return [self._orders[i] for i in sorted(self._open_by_symbol.get(symbol, ()))]
