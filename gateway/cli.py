@@ -1,19 +1,23 @@
-"""The ``execgw`` command: serve, migrate."""
+"""The ``execgw`` command: serve, migrate, health, report, replay, watch."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__, logs
 from gateway import settings as settings_module
 from gateway.errors import ExecgwError
+from gateway.journal_commands import add_journal_commands, add_pnl_report
 from gateway.settings import Settings
 
 log = logging.getLogger("execgw")
@@ -111,6 +115,266 @@ class _Unhealthy(ExecgwError):
     reason = "NOT_SERVING"
 
 
+async def _report_routing(settings: Settings, args: argparse.Namespace) -> None:
+    """Print the hindsight routing report of the gateway at grpc_host:grpc_port."""
+    import grpc
+
+    from gateway._pb.execgw.v1 import routing_pb2, routing_pb2_grpc
+
+    host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "") else settings.grpc_host
+    target = f"{host}:{settings.grpc_port}"
+    request = routing_pb2.GetRoutingReportRequest(
+        start_date=args.start_date, end_date=args.end_date or args.start_date, symbols=args.symbol
+    )
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            report = await routing_pb2_grpc.RoutingServiceStub(channel).GetRoutingReport(
+                request, timeout=args.timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise ExecgwError(f"{target}: {exc.code().name}: {exc.details()}") from exc
+    print(f"routing report {request.start_date} to {request.end_date}")
+    print(f"  decisions {report.decisions}, with fills {report.decisions_with_fills}")
+    print(f"  accuracy {report.accuracy:.1%} (tolerance {report.tolerance_per_share} $/share)")
+    print(f"  realised cost     {report.realized_cost_per_share} $/share")
+    print(
+        f"  listing baseline  {report.baseline_listing_cost_per_share} $/share "
+        f"(slippage {report.slippage_reduction_vs_listing_pct:+.1f}% lower)"
+    )
+    print(
+        f"  lowest-fee        {report.baseline_lowest_fee_cost_per_share} $/share "
+        f"(slippage {report.slippage_reduction_vs_lowest_fee_pct:+.1f}% lower)"
+    )
+    print(f"  savings vs listing baseline ${report.total_cost_savings}")
+    print(
+        f"  {'venue':<10} {'decisions':>9} {'shares':>10} {'accuracy':>8} {'cost/sh':>10} savings"
+    )
+    for v in report.venues:
+        print(
+            f"  {v.venue:<10} {v.decisions:>9} {v.filled_shares:>10} {v.accuracy:>8.1%} "
+            f"{v.realized_cost_per_share:>10} ${v.cost_savings}"
+        )
+
+
+def _add_report_commands(commands: Any) -> None:
+    report = commands.add_parser("report", help="print a report from a running gateway")
+    kinds = report.add_subparsers(dest="report", required=True, metavar="REPORT")
+    summary = "hindsight analysis of routing decisions linked to fills"
+    routing = kinds.add_parser("routing", help=summary, description=summary)
+    _add_setting_flags(routing)
+    routing.add_argument("--start-date", required=True, help="first trade date, YYYY-MM-DD")
+    routing.add_argument("--end-date", help="last trade date (default: the start date)")
+    routing.add_argument(
+        "--symbol", action="append", default=[], help="only this symbol (repeatable)"
+    )
+    routing.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+    routing.set_defaults(run=_report_routing)
+    add_pnl_report(kinds, _add_setting_flags)
+
+
+def _grpc_target(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "") else settings.grpc_host
+    return f"{host}:{settings.grpc_port}"
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Generate a session, or replay one and score it; the exit status is the verdict."""
+    from gateway import replay, session_generator
+
+    if args.generate is not None:
+        if args.file is not None:
+            print("execgw replay: give FILE or --generate OUT, not both", file=sys.stderr)
+            return 2
+        spec = session_generator.SessionSpec(
+            seed=args.seed, symbols=args.symbols, trade_date=args.date, minutes=args.minutes
+        )
+        try:
+            events, labels, size = session_generator.write(args.generate, spec)
+        except (session_generator.GeneratorError, OSError) as exc:
+            print(f"execgw replay: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.generate}: {events} events, {labels} labels, {size:,} bytes")
+        return 0
+    if args.file is None:
+        print(
+            "execgw replay: give a session FILE (or 'sample'), or --generate OUT", file=sys.stderr
+        )
+        return 2
+    from gateway.server import market_settings
+
+    try:
+        with replay.open_session(args.file) as (source, lines):
+            report = replay.replay(
+                lines,
+                source=source,
+                settings=market_settings(settings),
+                tolerance=timedelta(seconds=args.tolerance),
+                tick_interval=timedelta(seconds=args.tick_seconds),
+            )
+    except replay.ReplayError as exc:
+        print(f"execgw replay: {exc.message}", file=sys.stderr)
+        return 2
+    passed, verdict = replay.verdict(report, args.min_detection_rate, args.max_false_positives)
+    if args.json:
+        document = replay.to_json(report)
+        document["verdict"] = {"passed": passed, "reason": verdict}
+        print(json.dumps(document, indent=2))
+    else:
+        print(replay.format_report(report))
+        print(f"\n  {'PASS' if passed else 'FAIL'}: {verdict}")
+    return 0 if passed else 1
+
+
+def _watch(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the gateway's market-state changes until Ctrl-C; exit 0 on Ctrl-C or SIGTERM."""
+    from gateway.watch import watch
+
+    target = args.target or _grpc_target(settings)
+    symbols = sorted({s.strip().upper() for s in args.symbols.split(",") if s.strip()})
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            last = await watch(
+                target,
+                out=sys.stdout,
+                stop=stop,
+                symbols=symbols,
+                resume_after=args.resume_after,
+                reconnect_timeout=args.reconnect_timeout,
+            )
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        print(f"execgw watch: stopped; resume with --resume-after {last}", file=sys.stderr)
+
+    _run(run())
+    return 0
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a number >= 0")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be > 0")
+    return value
+
+
+def _add_replay_command(commands: Any) -> None:
+    summary = (
+        "replay a recorded or synthetic session (JSON Lines) through the market-state engine and "
+        "score the halts, pauses, limit states and circuit breakers it detects against the "
+        "session's labels (docs/replay.md)"
+    )
+    replay = commands.add_parser(
+        "replay", help="replay a session and score detection", description=summary
+    )
+    _add_setting_flags(replay)
+    replay.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="session file; 'sample' is the packaged sample session",
+    )
+    replay.add_argument("--json", action="store_true", help="print the report as JSON")
+    replay.add_argument(
+        "--tolerance",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help="how far a detection may be from its label's time (default 30)",
+    )
+    replay.add_argument(
+        "--min-detection-rate",
+        type=_non_negative,
+        default=1.0,
+        metavar="RATE",
+        help="exit 1 when the overall detection rate is below this (default 1.0; a session "
+        "without labels passes)",
+    )
+    replay.add_argument(
+        "--max-false-positives",
+        type=int,
+        default=None,
+        metavar="N",
+        help="exit 1 when there are more false positives (default: not checked)",
+    )
+    replay.add_argument(
+        "--tick-seconds",
+        type=_positive,
+        default=1.0,
+        metavar="SECONDS",
+        help="grid of time-driven rule evaluation in feed time (default 1)",
+    )
+    generate = replay.add_argument_group("generating a labelled synthetic session")
+    generate.add_argument(
+        "--generate", type=Path, metavar="OUT", help="write a session to OUT instead of replaying"
+    )
+    generate.add_argument("--seed", type=int, default=1, help="same seed, same file (default 1)")
+    generate.add_argument(
+        "--symbols",
+        type=int,
+        default=6,
+        metavar="K",
+        help="number of symbols, at least 4 (default 6)",
+    )
+    generate.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="trading day (default: one of 2026, chosen by the seed)",
+    )
+    generate.add_argument(
+        "--minutes",
+        type=int,
+        default=60,
+        help="minutes of trading from 09:30 ET, at least 50 (default 60)",
+    )
+    replay.set_defaults(handler=_replay)
+
+
+def _add_watch_command(commands: Any) -> None:
+    summary = (
+        "subscribe to a gateway's market state and print one line per change, snapshot first; "
+        "reconnects and resumes after the last sequence when the connection drops"
+    )
+    watch = commands.add_parser(
+        "watch", help="print market-state changes live", description=summary
+    )
+    _add_setting_flags(watch)
+    watch.add_argument(
+        "--target", metavar="HOST:PORT", help="gateway address (default: grpc_host:grpc_port)"
+    )
+    watch.add_argument(
+        "--symbols", default="", metavar="AAPL,MSFT", help="only these symbols (default: all)"
+    )
+    watch.add_argument(
+        "--resume-after",
+        type=int,
+        default=0,
+        metavar="N",
+        help="resume after this sequence (default: a fresh snapshot)",
+    )
+    watch.add_argument(
+        "--reconnect-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up after this long unreachable (default 60)",
+    )
+    watch.set_defaults(handler=_watch)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Settings], Coroutine[Any, Any, None]]]] = {
     "serve": ("run the gateway until SIGTERM or SIGINT", _serve),
     "migrate": ("apply pending database migrations and exit", _migrate),
@@ -128,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (summary, _) in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
         _add_setting_flags(sub)
+    _add_report_commands(commands)
+    add_journal_commands(commands, _add_setting_flags)
+    _add_replay_command(commands)
+    _add_watch_command(commands)
     return parser
 
 
@@ -139,10 +407,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"execgw: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
-    if settings.database_url is None and args.command != "health":
+    if settings.database_url is None and args.command not in (
+        "health",
+        "report",
+        "reconcile",
+        "audit",
+        "replay",
+        "watch",
+    ):
         print(f"execgw: embedded PostgreSQL data in {settings.data_dir}", file=sys.stderr)
     try:
-        _run(COMMANDS[args.command][1](settings))
+        handler = getattr(args, "handler", None)
+        if handler is not None:  # commands whose exit status is their answer (replay, watch)
+            status: int = handler(settings, args)
+            return status
+        run = getattr(args, "run", None)
+        _run(run(settings, args) if run else COMMANDS[args.command][1](settings))
     except ExecgwError as exc:
         log.error("%s", exc.message, extra={"reason": exc.reason})
         return 1

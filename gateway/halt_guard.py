@@ -16,7 +16,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from gateway._pb.execgw.v1 import market_state_pb2 as pb
@@ -26,6 +27,7 @@ from gateway.domain.feed import EventRefused, FeedEvent
 from gateway.domain.market_state import Change, ChangeKind, MarketStateEngine
 from gateway.domain.orders import OrderRequest, Reason
 from gateway.domain.pretrade import Decision, PretradeSettings, check_cancel, check_order
+from gateway.domain.router import RoutingDecision
 from gateway.domain.working_orders import OrderEvent, WorkingOrder, WorkingOrders
 from gateway.errors import FailedPrecondition
 from gateway.metrics import Metrics
@@ -51,6 +53,23 @@ class Recorder(Protocol):
     def record_short_sale(self, record: ShortSaleRecord) -> None: ...
 
 
+# Decides the venue of an allowed order: (decision, ns it took).
+Router = Callable[[OrderRequest], tuple[RoutingDecision, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The outcome of ``SubmitOrder``: the order, its check and its routing decision."""
+
+    order: WorkingOrder
+    # None for a duplicate: the original answer is the order as it stands.
+    check: Decision | None
+    check_ns: int
+    routing: RoutingDecision | None
+    routing_ns: int
+    duplicate: bool = False
+
+
 class HaltGuard:
     """Owns the engine and the working orders; the pre-trade and market-state services use it."""
 
@@ -62,6 +81,7 @@ class HaltGuard:
         recorder: Recorder | None = None,
         pretrade: PretradeSettings | None = None,
         clock: str = "wall",
+        tick_seconds: float = 0.2,
         first_sequence: int = 1,
         retention: int = 100_000,
     ) -> None:
@@ -76,6 +96,8 @@ class HaltGuard:
         )
         self._feed_clock = clock == "feed"
         self._feed_time: datetime | None = None
+        self._tick_interval = timedelta(seconds=tick_seconds)
+        self._last_tick: datetime | None = None
 
     # --- time -------------------------------------------------------------------------------
 
@@ -111,7 +133,11 @@ class HaltGuard:
         self.metrics.market_events.labels("accepted").inc()
         if self._feed_clock and (self._feed_time is None or event.at > self._feed_time):
             self._feed_time = event.at
-            changes.extend(self.engine.tick(event.at))
+            # Time-driven rules follow feed time at the ticker's resolution, not per event.
+            last = self._last_tick
+            if last is None or event.at - last >= self._tick_interval:
+                self._last_tick = event.at
+                changes.extend(self.engine.tick(event.at))
         self._handle(changes)
         return changes
 
@@ -275,29 +301,30 @@ class HaltGuard:
             )
         return decision, elapsed
 
-    def submit(
-        self, order: OrderRequest, choose_venue: Callable[[OrderRequest], tuple[str, str]]
-    ) -> tuple[WorkingOrder, Decision | None, int, bool]:
-        """Check and register ``order``; a repeat of the same order returns the original answer.
+    def submit(self, order: OrderRequest, route: Router) -> Submission:
+        """Check, route and register ``order``; a repeat of the same order returns the original.
 
-        ``choose_venue`` returns (venue, decision id) for an allowed order.
-        Returns (order, decision or None for a duplicate, decision ns, duplicate).
+        ``route`` decides the venue for an order the checks allowed (RoutingRefused, a
+        FailedPrecondition, when no venue can take it now: the order is refused with its reason).
         """
         previous = self.orders.previous(order)
         if previous is not None:
-            return previous, None, 0, True
+            return Submission(previous, None, 0, None, 0, duplicate=True)
         decision, elapsed = self.check(order, "SubmitOrder")
         now = decision.decided_at
         if not decision.allowed:
-            return self.orders.refuse(order, decision.reasons, now), decision, elapsed, False
+            refused = self.orders.refuse(order, decision.reasons, now)
+            return Submission(refused, decision, elapsed, None, 0)
         try:
-            venue, decision_id = choose_venue(order)
-        except FailedPrecondition as refused:
-            # Allowed by the checks, but no venue can take it now (no quotes, venues down).
-            reason = Reason(refused.reason, refused.message)
-            return self.orders.refuse(order, (reason,), now), decision, elapsed, False
-        working = self.orders.register(order, now, venue=venue, decision_id=decision_id)
-        return working, decision, elapsed, False
+            routed, routing_ns = route(order)
+        except FailedPrecondition as refusal:
+            reason = Reason(refusal.reason, refusal.message)
+            refused = self.orders.refuse(order, (reason,), now)
+            return Submission(refused, decision, elapsed, None, 0)
+        working = self.orders.register(
+            order, now, venue=routed.venue, decision_id=routed.decision_id
+        )
+        return Submission(working, decision, elapsed, routed, routing_ns)
 
     def cancel(self, client_order_id: str) -> tuple[WorkingOrder, list[Reason]]:
         working = self.orders.require(client_order_id)
@@ -311,5 +338,7 @@ class HaltGuard:
             working = self.orders.require(client_order_id)
         return working, reasons
 
-    def report(self, event: OrderEvent) -> WorkingOrder:
-        return self.orders.apply(event)
+    def report(self, event: OrderEvent) -> tuple[WorkingOrder, WorkingOrder]:
+        """Apply a venue event; returns the order before and after it."""
+        before = self.orders.require(event.client_order_id)
+        return before, self.orders.apply(event)

@@ -74,6 +74,64 @@ class Metrics:
             "Open SubscribeMarketState streams",
             registry=self.registry,
         )
+        # Smart order routing. Venue labels come from the venue profiles: a bounded set.
+        self.routing_decisions = Counter(
+            "sor_routing_decisions",
+            "Routing decisions by outcome (routed, or the refusal reason)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.routing_latency = Histogram(
+            "sor_routing_latency_seconds",
+            "Time the router spent on one decision, in process",
+            buckets=(5e-6, 1e-5, 2e-5, 3e-5, 6e-5, 1e-4, 2.5e-4, 1e-3, 1e-2),
+            registry=self.registry,
+        )
+        self.venue_selections = Counter(
+            "sor_venue_selections",
+            "Child orders routed, by venue",
+            ["venue"],
+            registry=self.registry,
+        )
+        self.routing_accuracy = Gauge(
+            "sor_routing_accuracy",
+            "Share of analysed decisions whose venue was the hindsight-best (latest report)",
+            registry=self.registry,
+        )
+        # Trade journal. Outcome labels only (recorded, duplicate, conflict, refused).
+        self.journal_fills = Counter(
+            "trade_journal_fills_recorded",
+            "Fills answered by the journal, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.journal_pnl_calculations = Counter(
+            "trade_journal_pnl_calculations",
+            "P&L attributions computed",
+            registry=self.registry,
+        )
+        self.journal_reconciliation_errors = Counter(
+            "trade_journal_reconciliation_errors",
+            "Reconciliation breaks found, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.journal_fill_latency = Histogram(
+            "trade_journal_fill_latency_seconds",
+            "From a fill's arrival to its commit (acknowledgement ready)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.journal_net_pnl = Gauge(
+            "trade_journal_total_net_pnl_usd",
+            "Net P&L of the latest attribution",
+            registry=self.registry,
+        )
+        self.journal_positions = Gauge(
+            "trade_journal_position_count",
+            "Open (non-flat) positions",
+            registry=self.registry,
+        )
 
 
 class MetricsServer:

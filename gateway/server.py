@@ -43,7 +43,6 @@ from gateway.domain.circuit_breakers import CircuitBreakerSettings
 from gateway.domain.fill_probability import FillProbabilityModel
 from gateway.domain.luld import LuldSettings
 from gateway.domain.market_state import MarketSettings, MarketStateEngine
-from gateway.domain.orders import OrderRequest
 from gateway.domain.pretrade import OutsideBandPolicy, PretradeSettings
 from gateway.domain.router import Router, RouterSettings
 from gateway.domain.short_sale import ShortSaleSettings
@@ -52,9 +51,13 @@ from gateway.domain.venues import load_venues
 from gateway.errors import ConfigurationError
 from gateway.halt_guard import HaltGuard
 from gateway.metrics import Metrics, MetricsServer
+from gateway.routing_desk import RoutingDesk
 from gateway.settings import Settings
+from gateway.trade_journal import TradeJournal, last_trade_marks
 from storage.database import Database, DatabaseConfig, open_database
+from storage.journal import JournalWriter
 from storage.market_events import MarketEventRecorder, load_short_sale_restrictions
+from storage.routing_decisions import RoutingDecisionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +189,7 @@ class Gateway:
             recorder=recorder,
             pretrade=PretradeSettings(OutsideBandPolicy(settings.outside_band_policy.upper())),
             clock=settings.market_clock,
+            tick_seconds=settings.market_tick_seconds,
             # Sequences keep increasing across restarts: a stale resume point is never reused.
             first_sequence=time.time_ns() // 1000,
             retention=settings.stream_retention,
@@ -195,14 +199,56 @@ class Gateway:
 
     async def _start_routing(self, database: Database) -> None:
         """Venue profiles and the router (RoutingService and the routing step of SubmitOrder)."""
+        assert self.guard is not None
         today = TradingCalendar.trade_date_of(datetime.now(UTC))
-        self.venues = load_venues(trade_date=today)
-        self.router = Router(
-            RouterSettings(), FillProbabilityModel(self.venues), VenueHealth(self.venues)
+        venues = load_venues(trade_date=today)
+        self.router = Router(RouterSettings(), FillProbabilityModel(venues), VenueHealth(venues))
+        recorder = RoutingDecisionRecorder(database.url)
+        self._own_task(recorder.run(), "routing-decision-recorder")
+        self.routing = RoutingDesk(
+            self.guard,
+            self.router,
+            venues,
+            self.metrics,
+            recorder=recorder,
+            pool=database.pool,
+            query_timeout=self.settings.db_command_timeout_seconds,
         )
 
     async def _start_journal(self, database: Database) -> None:
-        """The trade journal (JournalService)."""
+        """The trade journal (JournalService): writer, positions rebuilt from the journal, and
+        health NOT_SERVING while the journal cannot write."""
+        assert self.guard is not None
+        writer = JournalWriter(
+            database.url,
+            connect_timeout=self.settings.db_connect_timeout_seconds,
+            command_timeout=self.settings.db_command_timeout_seconds,
+        )
+        self.journal = TradeJournal(
+            writer,
+            load_venues(trade_date=TradingCalendar.trade_date_of(datetime.now(UTC))),
+            self.metrics,
+            database.pool,
+            marks=last_trade_marks(self.guard.engine),
+            query_timeout=self.settings.db_command_timeout_seconds,
+        )
+        fills = await self.journal.load()
+        self._own_task(writer.run(), "journal-writer")
+        await writer.wait_available(self.settings.db_connect_timeout_seconds)
+
+        async def health(available: bool) -> None:
+            if self._server is None:
+                return  # not serving yet: _start sets SERVING once everything is up
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if available
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", JournalServicer.SERVICE.full_name):
+                await self.health.set(name, status)
+
+        self._own_task(self.journal.watch_availability(health), "journal-health")
+        log.info("trade journal ready", extra={"fills_replayed": fills})
 
     def _own_task(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)
@@ -214,27 +260,18 @@ class Gateway:
 
         self._stack.push_async_callback(stop)
 
-    def choose_venue(self, order: OrderRequest) -> tuple[str, str]:
-        """The router's venue and decision id for an order the checks allowed."""
-        assert self.guard is not None
-        state = self.guard.engine.get(order.symbol)
-        reference = state.reference if state is not None else None
-        decision = self.router.decide(
-            order,
-            state.book if state is not None else None,
-            self.venues,
-            self.guard.now(),
-            halted_venues=frozenset(state.operational) if state is not None else frozenset(),
-            listing_venue=reference.listing_exchange if reference is not None else None,
-        )
-        return decision.venue, decision.decision_id
-
     def _add_services(self, server: grpc.aio.Server) -> tuple[str, ...]:
         assert self.guard is not None
         heartbeat = self.settings.stream_heartbeat_seconds
-        pretrade = PreTradeServicer(self.metrics, self.guard, self.choose_venue, heartbeat)
-        routing = RoutingServicer(self.metrics)
-        journal = JournalServicer(self.metrics)
+        pretrade = PreTradeServicer(
+            self.metrics,
+            self.guard,
+            self.routing.route,
+            heartbeat,
+            on_order_event=self.routing.on_order_event,
+        )
+        routing = RoutingServicer(self.metrics, self.routing)
+        journal = JournalServicer(self.metrics, self.journal)
         market_state = MarketStateServicer(self.metrics, self.guard, heartbeat)
         pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server(pretrade, server)
         routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing, server)

@@ -1,140 +1,118 @@
-"""Tamper evidence for the journal: canonical row encoding, hash chain links, verification.
+"""Tamper evidence for the journal in the database: stored rows in, the domain's verdict out.
 
-Each gateway process writes its own chain (``journal_chains``). A row's hash covers its position
-(chain id, chain sequence, journal sequence), every stored column, and the previous row's hash:
-
-    row_hash = SHA-256(prev_hash || canonical(row))
-
-so a changed column, a deleted, inserted or reordered row all break the chain at the first row
-concerned, even when a database superuser bypassed the append-only triggers. The first row of a
-chain links to 32 zero bytes. Removing the newest rows of a chain is the one change a chain cannot
-reveal by itself; the acknowledged sequence numbers held by the OMS can.
-
-Encoding version 1: the fields below, each as UTF-8 text, separated by 0x1F (unit separator, which
-no field may contain: ids are printable ASCII, validated at the edge). Decimals are written with
-exactly six decimal places; times as integer microseconds since the Unix epoch (UTC).
+The canonical encoding, the hash links and the verification rules live in one place,
+``gateway.domain.audit_chain`` (encoding version 1); this module only converts stored rows to the
+domain's ``JournalRow`` and walks the table in a read-only snapshot. A report names the first bad
+row as ``trade_fills#<sequence> (<venue>/<exec_id>)``.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import asyncpg
 
+from gateway.domain import audit_chain
+from gateway.domain.audit_chain import (
+    ENCODING_VERSION,
+    GENESIS_HASH,
+    AuditProblem,
+    AuditReport,
+    ChainedRow,
+    JournalRow,
+)
+from gateway.domain.fees import FeeBreakdown
+from gateway.domain.fills import Fill, FillKind, Liquidity
+from gateway.domain.orders import Side
+
 if TYPE_CHECKING:
     from storage.journal import FillRow
 
-ENCODING_VERSION = 1
-GENESIS_HASH = bytes(32)
-_SEPARATOR = "\x1f"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SIX_PLACES = Decimal("0.000001")
+__all__ = [
+    "ENCODING_VERSION",
+    "GENESIS_HASH",
+    "AuditProblem",
+    "AuditReport",
+    "journal_row",
+    "link",
+    "verify",
+]
 
 
-def _micros(value: datetime) -> str:
-    delta = value - _EPOCH
-    return str((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
+def domain_fill(row: FillRow) -> Fill:
+    """The domain fill a stored row records."""
+    return Fill(
+        row.venue,
+        row.exec_id,
+        row.account,
+        row.symbol,
+        Side(row.side),
+        row.quantity,
+        row.price,
+        Liquidity(row.liquidity),
+        row.transaction_time,
+        row.client_order_id,
+        row.decision_id,
+        FillKind(row.kind),
+        row.corrects_exec_id,
+    )
 
 
-def _money(value: Decimal) -> str:
-    return str(value.quantize(_SIX_PLACES))
+def domain_fees(row: FillRow) -> FeeBreakdown:
+    """The fee columns of a stored row."""
+    return FeeBreakdown(row.commission, row.venue_fee, row.sec_fee, row.finra_taf)
 
 
-def canonical(row: FillRow, sequence: int, chain_id: int, chain_seq: int) -> bytes:
-    """Encoding version 1 of a stored fill row."""
-    return _SEPARATOR.join(
-        (
-            "1",
-            str(chain_id),
-            str(chain_seq),
-            str(sequence),
-            row.trade_date.isoformat(),
-            row.venue,
-            row.exec_id,
-            row.account,
-            row.symbol,
-            row.side,
-            str(row.quantity),
-            _money(row.price),
-            row.liquidity,
-            _micros(row.transaction_time),
-            _micros(row.received_at),
-            row.client_order_id,
-            row.decision_id,
-            row.kind,
-            row.corrects_exec_id,
-            _money(row.commission),
-            _money(row.venue_fee),
-            _money(row.sec_fee),
-            _money(row.finra_taf),
-        )
-    ).encode()
+def journal_row(
+    row: FillRow, sequence: int, chain_id: int, chain_seq: int, fill: Fill | None = None
+) -> JournalRow:
+    """The domain's view of a stored row at its place in a chain."""
+    return JournalRow(
+        fill or domain_fill(row),
+        domain_fees(row),
+        row.trade_date,
+        row.received_at,
+        sequence,
+        chain_id,
+        chain_seq,
+    )
 
 
 def link(prev_hash: bytes, row: FillRow, sequence: int, chain_id: int, chain_seq: int) -> bytes:
-    """The hash of ``row`` at its place in the chain."""
-    return hashlib.sha256(prev_hash + canonical(row, sequence, chain_id, chain_seq)).digest()
+    """The hash of ``row`` at its place in the chain (``audit_chain.row_hash``)."""
+    return audit_chain.row_hash(prev_hash, journal_row(row, sequence, chain_id, chain_seq))
 
 
-@dataclass(frozen=True, slots=True)
-class AuditReport:
-    """Outcome of a verification; ``first_bad_row`` names the first row that breaks a chain."""
-
-    valid: bool
-    rows_checked: int
-    chains_checked: int
-    first_bad_row: str = ""
-    problem: str = ""
+def _name(row: JournalRow) -> str:
+    return f"trade_fills#{row.sequence} ({row.fill.venue}/{row.fill.exec_id})"
 
 
-async def _rows(connection: asyncpg.Connection) -> AsyncIterator[asyncpg.Record]:
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        async for record in connection.cursor(
-            "SELECT * FROM trade_fills ORDER BY chain_id, chain_seq, sequence", prefetch=2000
-        ):
-            yield record
+async def _records(connection: asyncpg.Connection) -> AsyncIterator[asyncpg.Record]:
+    async for record in connection.cursor(
+        "SELECT * FROM trade_fills ORDER BY chain_id, chain_seq, sequence", prefetch=2000
+    ):
+        yield record
+
+
+def _chained(records: list[asyncpg.Record]) -> Iterator[ChainedRow]:
+    from storage.journal import ROW_FIELDS, FillRow
+
+    for record in records:
+        row = FillRow(**{name: record[name] for name in ROW_FIELDS})
+        yield ChainedRow(
+            journal_row(row, record["sequence"], record["chain_id"], record["chain_seq"]),
+            record["prev_hash"],
+            record["row_hash"],
+        )
 
 
 async def verify(connection: asyncpg.Connection) -> AuditReport:
-    """Walk every chain and recompute every hash; stop at the first problem."""
-    from storage.journal import ROW_FIELDS, FillRow
-
-    chains = {
-        r["chain_id"]: r["encoding"]
-        for r in await connection.fetch("SELECT chain_id, encoding FROM journal_chains")
-    }
-    rows = 0
-    seen: set[int] = set()
-    chain_id, expected_seq, prev_hash = None, 0, GENESIS_HASH
-    async for record in _rows(connection):
-        rows += 1
-        name = f"trade_fills#{record['sequence']} ({record['venue']}/{record['exec_id']})"
-        if record["chain_id"] != chain_id:
-            chain_id, expected_seq, prev_hash = record["chain_id"], 0, GENESIS_HASH
-            seen.add(chain_id)
-            if chains.get(chain_id) != ENCODING_VERSION:
-                return AuditReport(False, rows, len(seen), name, f"unknown chain {chain_id}")
-        expected_seq += 1
-        if record["chain_seq"] != expected_seq:
-            problem = (
-                f"chain {chain_id} jumps from {expected_seq - 1} to {record['chain_seq']}: "
-                "rows deleted or inserted"
-                if record["chain_seq"] > expected_seq
-                else f"chain {chain_id} repeats position {record['chain_seq']}: row inserted"
-            )
-            return AuditReport(False, rows, len(seen), name, problem)
-        if record["prev_hash"] != prev_hash:
-            return AuditReport(
-                False, rows, len(seen), name, "previous-row hash does not match: rows changed order"
-            )
-        row = FillRow(**{field: record[field] for field in ROW_FIELDS})
-        computed = link(prev_hash, row, record["sequence"], record["chain_id"], record["chain_seq"])
-        if computed != record["row_hash"]:
-            return AuditReport(False, rows, len(seen), name, "content does not match its hash")
-        prev_hash = record["row_hash"]
-    return AuditReport(True, rows, len(seen))
+    """Walk every chain in one snapshot and recompute every hash; stop at the first problem."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        encodings = {
+            r["chain_id"]: r["encoding"]
+            for r in await connection.fetch("SELECT chain_id, encoding FROM journal_chains")
+        }
+        records = [record async for record in _records(connection)]
+    return audit_chain.verify_chains(_chained(records), encodings=encodings, name=_name)

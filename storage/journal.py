@@ -222,7 +222,9 @@ class JournalWriter:
             while True:
                 try:
                     await self._connect()
-                except _CONNECTION_ERRORS as exc:
+                except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+                    # PostgresError too: a database that refuses connections for now (not
+                    # accepting connections, shutting down) is a reason to wait, not to stop.
                     log.warning("journal cannot connect; retrying", extra={"error": repr(exc)})
                     await asyncio.sleep(self._retry_delay)
                     continue
@@ -274,8 +276,16 @@ class JournalWriter:
             await connection.close()
             raise
         self._connection = connection
+        # An idle connection the server closed is noticed at once, not at the next fill: health
+        # turns NOT_SERVING while nobody writes, and the writer reconnects.
+        connection.add_termination_listener(self._on_termination)
         self._set_available(True)
         log.info("journal writer connected", extra={"chain_id": self.chain_id})
+
+    def _on_termination(self, connection: asyncpg.Connection) -> None:
+        if connection is self._connection:
+            self._set_available(False)
+            self._wakeup.set()
 
     async def _close(self) -> None:
         if self._connection is not None:
@@ -286,6 +296,8 @@ class JournalWriter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._connection is None or self._connection.is_closed():
+                raise asyncpg.InterfaceError("the journal connection was closed")
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]

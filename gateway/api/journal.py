@@ -2,73 +2,106 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from gateway._pb.execgw.v1 import journal_pb2 as pb
 from gateway._pb.execgw.v1 import journal_pb2_grpc as pb_grpc
 from gateway.api import convert
+from gateway.api import journal_convert as jc
 from gateway.api.base import Context, Servicer
-from gateway.errors import NotImplementedYet
+from gateway.domain.fills import trade_date_of
+from gateway.errors import ExecgwError, NotImplementedYet
+from gateway.metrics import Metrics
+from gateway.trade_journal import Recorded, TradeJournal
 
-_LIQUIDITY = frozenset(range(1, 5))
-_FILL_KINDS = frozenset({pb.FILL_KIND_NEW, pb.FILL_KIND_CORRECTION, pb.FILL_KIND_BUST})
-
-
-def validate_fill(fill: pb.Fill, field: str, problems: convert.Problems) -> None:
-    """Check the fields of a fill that the edge can judge alone."""
-    convert.venue(fill.venue, f"{field}.venue", problems, required=True)
-    convert.identifier(fill.exec_id, f"{field}.exec_id", problems)
-    convert.identifier(fill.account, f"{field}.account", problems)
-    convert.symbol(fill.symbol, f"{field}.symbol", problems)
-    convert.enum_value(fill.side, convert.SIDES, f"{field}.side", problems)
-    convert.quantity(fill.quantity, f"{field}.quantity", problems)
-    convert.decimal(fill.price, f"{field}.price", problems)
-    if fill.liquidity and fill.liquidity not in _LIQUIDITY:
-        problems.append(
-            convert.FieldViolation(f"{field}.liquidity", f"unknown value {fill.liquidity}")
-        )
-    convert.timestamp(
-        fill.transaction_time,
-        fill.HasField("transaction_time"),
-        f"{field}.transaction_time",
-        problems,
-    )
-    if fill.kind and fill.kind not in _FILL_KINDS:
-        problems.append(convert.FieldViolation(f"{field}.kind", f"unknown value {fill.kind}"))
-    if fill.kind in (pb.FILL_KIND_CORRECTION, pb.FILL_KIND_BUST) and not fill.corrects_exec_id:
-        problems.append(
-            convert.FieldViolation(
-                f"{field}.corrects_exec_id", "is required for corrections and busts"
-            )
-        )
-
-
-def _date_range(request: pb.GetPnlRequest, problems: convert.Problems) -> None:
-    start = convert.trade_date(request.start_date, "start_date", problems)
-    end = convert.trade_date(request.end_date, "end_date", problems)
-    if start and end and start > end:
-        problems.append(convert.FieldViolation("end_date", "must not be before start_date"))
+# Requests of one RecordFills stream taken in ahead of their answers.
+MAX_IN_FLIGHT = 4096
+_InFlight = tuple[pb.RecordFillRequest, "asyncio.Future[Recorded]"]
 
 
 class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
     SERVICE = pb.DESCRIPTOR.services_by_name["JournalService"]
 
+    def __init__(self, metrics: Metrics, journal: TradeJournal | None = None) -> None:
+        super().__init__(metrics)
+        self._journal = journal
+
+    def _require_journal(self) -> TradeJournal:
+        if self._journal is None:
+            raise NotImplementedYet("the trade journal is not started in this gateway")
+        return self._journal
+
+    def _submit(self, request: pb.RecordFillRequest) -> asyncio.Future[Recorded]:
+        """Validate and queue one fill (raises at once for a bad fill or a journal that is down)."""
+        now = datetime.now(UTC)
+        if not request.HasField("fill"):
+            raise convert.InvalidArgument([convert.FieldViolation("fill", "is required")])
+        fill = jc.fill_from_proto(request.fill, now)
+        return self._require_journal().submit(fill, now)
+
+    def _ack(self, request: pb.RecordFillRequest, recorded: Recorded) -> pb.RecordFillResponse:
+        assert self._journal is not None
+        response = pb.RecordFillResponse(request_id=request.request_id)
+        jc.ack_to_proto(recorded, self._journal.marks(recorded.fill.symbol), response.ack)
+        return response
+
     async def RecordFill(
         self, request: pb.RecordFillRequest, context: Context
     ) -> pb.RecordFillResponse:
-        problems: convert.Problems = []
-        if not request.HasField("fill"):
-            problems.append(convert.FieldViolation("fill", "is required"))
-        else:
-            validate_fill(request.fill, "fill", problems)
-        convert.raise_if(problems)
-        raise NotImplementedYet("RecordFill: the durable journal is not implemented yet")
+        return self._ack(request, await self._submit(request))
 
     async def RecordFills(
         self, request_iterator: AsyncIterator[pb.RecordFillRequest], context: Context
     ) -> AsyncIterator[pb.RecordFillResponse]:
-        raise NotImplementedYet("RecordFills: the durable journal is not implemented yet")
-        yield pb.RecordFillResponse()  # pragma: no cover  # makes this an async generator
+        # One answer per request, in request order, each after its commit. A reader takes
+        # requests in while earlier ones wait for their commit (so one stream fills the writer's
+        # batches), at most MAX_IN_FLIGHT ahead of the answers: a client that does not read its
+        # answers is slowed by HTTP/2 flow control, it cannot grow the gateway's memory.
+        queue: asyncio.Queue[_InFlight | None] = asyncio.Queue()  # bounded by ``slots``
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()
+                    try:
+                        future = self._submit(request)
+                    except ExecgwError as error:
+                        future = asyncio.get_running_loop().create_future()
+                        future.set_exception(error)
+                    queue.put_nowait((request, future))
+            finally:
+                queue.put_nowait(None)
+
+        reader = asyncio.create_task(read(), name="record-fills-reader")
+        try:
+            while (item := await queue.get()) is not None:
+                request, future = item
+                await asyncio.wait((future,))
+                slots.release()
+                yield self._answer(request, future)
+            await reader  # a failed read ends the call with its error
+        finally:
+            reader.cancel()
+            while not queue.empty():
+                left = queue.get_nowait()
+                if left is not None:
+                    left[1].cancel()
+
+    def _answer(
+        self, request: pb.RecordFillRequest, future: asyncio.Future[Recorded]
+    ) -> pb.RecordFillResponse:
+        """The stream's answer to one request: its ack, or its error (the stream goes on)."""
+        error = future.exception()
+        if error is None:
+            return self._ack(request, future.result())
+        if not isinstance(error, ExecgwError):
+            raise error
+        response = pb.RecordFillResponse(request_id=request.request_id)
+        jc.stream_error(error, response.error)
+        return response
 
     async def GetPositions(
         self, request: pb.GetPositionsRequest, context: Context
@@ -79,29 +112,37 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
         for i, symbol in enumerate(request.symbols):
             convert.symbol(symbol, f"symbols[{i}]", problems)
         convert.raise_if(problems)
-        raise NotImplementedYet("GetPositions: positions are not implemented yet")
+        journal = self._require_journal()
+        response = pb.GetPositionsResponse()
+        for position in journal.positions(
+            set(request.accounts),
+            set(request.symbols),
+            include_lots=request.include_lots,
+            include_flat=request.include_flat,
+        ):
+            jc.position_to_proto(position, journal.marks(position.symbol), response.positions.add())
+        return response
 
     async def GetPnl(self, request: pb.GetPnlRequest, context: Context) -> pb.GetPnlResponse:
-        problems: convert.Problems = []
-        _date_range(request, problems)
-        convert.raise_if(problems)
-        raise NotImplementedYet("GetPnl: P&L attribution is not implemented yet")
+        query = jc.pnl_query(request)
+        today = trade_date_of(datetime.now(UTC))
+        return jc.pnl_report(await self._require_journal().pnl(query, today))
 
     async def Reconcile(
         self, request: pb.ReconcileRequest, context: Context
     ) -> pb.ReconcileResponse:
-        problems: convert.Problems = []
-        convert.trade_date(request.trade_date, "trade_date", problems)
-        for i, position in enumerate(request.positions):
-            convert.identifier(position.account, f"positions[{i}].account", problems)
-            convert.symbol(position.symbol, f"positions[{i}].symbol", problems)
-        for i, cash in enumerate(request.cash):
-            convert.identifier(cash.account, f"cash[{i}].account", problems)
-            convert.decimal(cash.amount, f"cash[{i}].amount", problems, positive=False)
-        convert.raise_if(problems)
-        raise NotImplementedYet("Reconcile: reconciliation is not implemented yet")
+        day, statement = jc.statement(request)
+        run = await self._require_journal().reconcile(day, statement, datetime.now(UTC))
+        return jc.reconciliation(run)
 
     async def VerifyAuditTrail(
         self, request: pb.VerifyAuditTrailRequest, context: Context
     ) -> pb.VerifyAuditTrailResponse:
-        raise NotImplementedYet("VerifyAuditTrail: the audit hash chain is not implemented yet")
+        report = await self._require_journal().verify()
+        return pb.VerifyAuditTrailResponse(
+            valid=report.valid,
+            rows_checked=report.rows_checked,
+            chains_checked=report.chains_checked,
+            first_bad_row=report.first_bad_row,
+            problem=f"{report.problem.value}: {report.detail}" if report.problem else "",
+        )

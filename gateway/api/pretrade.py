@@ -7,17 +7,16 @@ from collections.abc import AsyncIterator, Callable
 
 from gateway._pb.execgw.v1 import pretrade_pb2 as pb
 from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pb_grpc
-from gateway.api import convert, market_convert
+from gateway.api import convert, market_convert, routing_convert
 from gateway.api.base import Context, Servicer
-from gateway.domain.orders import OrderRequest
-from gateway.domain.working_orders import OrderEvent, OrderState
-from gateway.halt_guard import HaltGuard
+from gateway.domain.working_orders import OrderEvent, OrderState, WorkingOrder
+from gateway.halt_guard import HaltGuard, Router
 from gateway.metrics import Metrics
 
 _EVENT_TYPES = frozenset(pb.OrderEventType.values()) - {pb.ORDER_EVENT_TYPE_UNSPECIFIED}
 
-# (venue, decision id) for an order the checks allowed.
-VenueChooser = Callable[[OrderRequest], tuple[str, str]]
+# Told of every venue event with the order before and after it (venue health, fill learning).
+OrderEventListener = Callable[[WorkingOrder, WorkingOrder, OrderEvent], object]
 
 
 class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
@@ -27,13 +26,15 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
         self,
         metrics: Metrics,
         guard: HaltGuard,
-        choose_venue: VenueChooser,
+        route: Router,
         heartbeat_seconds: float = 5.0,
+        on_order_event: OrderEventListener | None = None,
     ) -> None:
         super().__init__(metrics)
         self.guard = guard
-        self.choose_venue = choose_venue
+        self.route = route
         self.heartbeat_seconds = heartbeat_seconds
+        self.on_order_event = on_order_event
 
     async def CheckOrder(
         self, request: pb.CheckOrderRequest, context: Context
@@ -48,17 +49,19 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
         self, request: pb.SubmitOrderRequest, context: Context
     ) -> pb.SubmitOrderResponse:
         order = convert.require_order(request.order, request.HasField("order"))
-        working, decision, elapsed, duplicate = self.guard.submit(order, self.choose_venue)
+        outcome = self.guard.submit(order, self.route)
+        working = outcome.order
         response = pb.SubmitOrderResponse(
-            accepted=working.state is not OrderState.REFUSED,
-            duplicate=duplicate,
+            accepted=working.state is not OrderState.REFUSED, duplicate=outcome.duplicate
         )
-        if decision is not None:
-            market_convert.decision(decision, response.check, elapsed)
+        if outcome.check is not None:
+            market_convert.decision(outcome.check, response.check, outcome.check_ns)
         else:
             response.check.allowed = response.accepted
             for reason in working.reasons:
                 market_convert.reason(reason, response.check.reasons.add())
+        if outcome.routing is not None:
+            routing_convert.decision(outcome.routing, response.routing, outcome.routing_ns)
         market_convert.working_order(working, response.order)
         return response
 
@@ -109,8 +112,11 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
             request.cumulative_quantity,
             request.text,
         )
+        before, after = self.guard.report(event)
+        if self.on_order_event is not None:
+            self.on_order_event(before, after, event)
         response = pb.ReportOrderEventResponse()
-        market_convert.working_order(self.guard.report(event), response.order)
+        market_convert.working_order(after, response.order)
         return response
 
     async def StreamOrderInstructions(

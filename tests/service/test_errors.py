@@ -20,6 +20,8 @@ from gateway.api.pretrade import PreTradeServicer
 from gateway.domain.calendar import TradingCalendar
 from gateway.domain.market_state import MarketStateEngine
 from gateway.domain.orders import OrderRequest
+from gateway.domain.router import RoutingDecision
+from gateway.errors import NotImplementedYet
 from gateway.halt_guard import HaltGuard
 from gateway.metrics import Metrics
 from tests.grpc_errors import decode
@@ -134,23 +136,11 @@ async def test_oversized_message_then_resource_exhausted(channel: grpc.aio.Chann
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-async def test_valid_request_for_unbuilt_rpc_then_unimplemented_names_what_is_missing(
-    channel: grpc.aio.Channel,
-) -> None:
-    stub = routing_pb2_grpc.RoutingServiceStub(channel)
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stub.RouteOrder(routing_pb2.RouteOrderRequest(order=valid_order()))
-    decoded = decode(raised.value)
-    assert decoded.code == grpc.StatusCode.UNIMPLEMENTED
-    assert decoded.reason == "NOT_IMPLEMENTED"
-    assert "venue scoring" in decoded.message
-
-
 def _guard(metrics: Metrics) -> HaltGuard:
     return HaltGuard(MarketStateEngine(TradingCalendar.default()), metrics)
 
 
-def _no_venue(order: OrderRequest) -> tuple[str, str]:
+def _no_venue(order: OrderRequest) -> tuple[RoutingDecision, int]:
     raise AssertionError("not routed in this test")
 
 
@@ -163,24 +153,46 @@ class _Faulty(PreTradeServicer):
         raise RuntimeError("connection string postgresql://admin:hunter2@db")
 
 
-async def test_unexpected_exception_then_internal_without_details(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    metrics = Metrics()
+class _Unbuilt(PreTradeServicer):
+    async def CheckOrder(
+        self,
+        request: pretrade_pb2.CheckOrderRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pretrade_pb2.CheckOrderResponse:
+        raise NotImplementedYet("CheckOrder: the frobnication check is not implemented yet")
+
+
+async def _call_check_order(servicer: PreTradeServicer) -> grpc.aio.AioRpcError:
     server = grpc.aio.server()
-    pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server(
-        _Faulty(metrics, _guard(metrics), _no_venue), server
-    )
+    pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pretrade_pb2_grpc.PreTradeServiceStub(channel)
-            with caplog.at_level(logging.ERROR), pytest.raises(grpc.aio.AioRpcError) as raised:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await stub.CheckOrder(pretrade_pb2.CheckOrderRequest())
     finally:
         await server.stop(0)
-    decoded = decode(raised.value)
+    return raised.value
+
+
+async def test_rpc_not_built_yet_then_unimplemented_names_what_is_missing() -> None:
+    metrics = Metrics()
+    error = await _call_check_order(_Unbuilt(metrics, _guard(metrics), _no_venue))
+    decoded = decode(error)
+    assert decoded.code == grpc.StatusCode.UNIMPLEMENTED
+    assert decoded.reason == "NOT_IMPLEMENTED"
+    assert "frobnication check" in decoded.message
+
+
+async def test_unexpected_exception_then_internal_without_details(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+    with caplog.at_level(logging.ERROR):
+        error = await _call_check_order(_Faulty(metrics, _guard(metrics), _no_venue))
+    decoded = decode(error)
     assert decoded.code == grpc.StatusCode.INTERNAL
     assert decoded.reason == "INTERNAL"
     assert "hunter2" not in decoded.message

@@ -168,6 +168,10 @@ async def test_halt_then_working_order_gets_cancel_instruction_and_new_orders_re
     submitted = await pretrade.SubmitOrder(pt.SubmitOrderRequest(order=order()))
     assert submitted.accepted and submitted.order.state == pt.ORDER_STATE_PENDING_NEW
     assert submitted.order.venue in VENUES and submitted.order.decision_id
+    # The routing decision comes with it, explained.
+    assert submitted.routing.decision_id == submitted.order.decision_id
+    assert submitted.routing.ranked_venues[0].venue == submitted.order.venue
+    assert sum(c.quantity for c in submitted.routing.child_orders) == 100
     instructions = pretrade.StreamOrderInstructions(
         pt.StreamOrderInstructionsRequest(accounts=["ACC-1"])
     )
@@ -401,3 +405,34 @@ async def test_halt_and_refusal_then_counted_in_metrics(
     assert 'execgw_pretrade_decisions_total{outcome="refused",rpc="CheckOrder"} 1.0' in text
     assert 'execgw_pretrade_decisions_total{outcome="allowed",rpc="SubmitOrder"} 1.0' in text
     assert "halt_detector_latency_seconds_count 1.0" in text
+
+
+async def test_venue_rejects_reported_then_its_breaker_opens_and_orders_go_elsewhere(
+    channel: grpc.aio.Channel,
+) -> None:
+    await publish(channel, open_market())
+    pretrade = pt_grpc.PreTradeServiceStub(channel)
+    first = await pretrade.SubmitOrder(pt.SubmitOrderRequest(order=order(client_order_id="r-0")))
+    rejected_venue = first.order.venue
+    directed = first
+    for n in range(1, 20):
+        report = pt.ReportOrderEventRequest(
+            client_order_id=directed.order.order.client_order_id,
+            event_type=pt.ORDER_EVENT_TYPE_REJECTED,
+            venue=rejected_venue,
+            text="venue busy",
+        )
+        report.event_time.FromDatetime(OPEN + timedelta(milliseconds=n))
+        answer = await pretrade.ReportOrderEvent(report)
+        assert answer.order.state == pt.ORDER_STATE_REJECTED
+        directed = await pretrade.SubmitOrder(
+            pt.SubmitOrderRequest(order=order(client_order_id=f"r-{n}", venue=rejected_venue))
+        )
+        if not directed.accepted:
+            break
+    # The venue's breaker is open: orders directed there are refused, others go elsewhere.
+    assert not directed.accepted
+    assert directed.check.allowed  # the halt-safety checks passed; no venue can take it
+    assert [r.code for r in directed.order.reasons] == ["NO_VENUE_AVAILABLE"]
+    again = await pretrade.SubmitOrder(pt.SubmitOrderRequest(order=order(client_order_id="r-x")))
+    assert again.accepted and again.order.venue != rejected_venue

@@ -1,0 +1,319 @@
+"""The trade-journal edge: the journal writer, live positions and the fee schedules.
+
+A fill is priced (commission, venue fee or rebate from the venue profile, SEC Section 31 fee and
+FINRA TAF from the dated tables), handed to the writer, and folded into the positions in the
+writer's done-callback, in commit order, whether or not its caller still waits: live positions
+are the fold of the committed fills, the same fold ``load`` does from the journal at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+
+from gateway.domain.fees import (
+    FeeBreakdown,
+    FeeCalculator,
+    FeeSettings,
+    VenueFeeParameters,
+    VenueFeeSchedule,
+)
+from gateway.domain.fills import Fill, FillKey, FillKind
+from gateway.domain.market_state import MarketStateEngine
+from gateway.domain.pnl import (
+    DEFAULT_GROUPING,
+    PnlGrouping,
+    PnlReport,
+    PnlRequest,
+    attribute_pnl,
+)
+from gateway.domain.positions import CostMethod, Position, PositionBook
+from gateway.domain.reconciliation import Statement, journal_cash, reconcile
+from gateway.domain.venues import VenueSet
+from gateway.metrics import Metrics
+from storage import audit
+from storage.audit import AuditReport
+from storage.fills import fetch_fill_rows
+from storage.journal import FillConflict, FillRow, JournalWriter, StoredFill
+from storage.reconciliation_runs import ReconciliationRun, store_run
+
+log = logging.getLogger(__name__)
+
+_NO_VENUE_FEES = VenueFeeSchedule()
+Marks = Callable[[str], Decimal | None]
+
+
+def _no_marks(symbol: str) -> Decimal | None:
+    return None
+
+
+def last_trade_marks(engine: MarketStateEngine) -> Marks:
+    """Marks from market data: the symbol's latest trade price the engine has seen."""
+
+    def mark(symbol: str) -> Decimal | None:
+        state = engine.get(symbol)
+        trade = state.last_trade if state is not None else None
+        return trade.price if trade is not None else None
+
+    return mark
+
+
+@dataclass(frozen=True, slots=True)
+class PnlQuery:
+    """What GetPnl asks: an inclusive trade-date range, filters and grouping."""
+
+    start: date
+    end: date
+    accounts: frozenset[str] = frozenset()
+    symbols: frozenset[str] = frozenset()
+    group_by: tuple[PnlGrouping, ...] = DEFAULT_GROUPING
+    include_shortfall: bool = False
+
+
+def _last_prices(records: list[Fill], up_to: date) -> dict[str, Decimal]:
+    """The latest journaled price per symbol on or before ``up_to`` (busts are not prices)."""
+    latest: dict[str, Fill] = {}
+    for fill in records:
+        if fill.kind is FillKind.BUST or fill.trade_date > up_to:
+            continue
+        seen = latest.get(fill.symbol)
+        if seen is None or fill.transaction_time >= seen.transaction_time:
+            latest[fill.symbol] = fill
+    return {symbol: fill.price for symbol, fill in latest.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A committed (or already recorded) fill and the position it left."""
+
+    stored: StoredFill
+    fill: Fill
+    fees: FeeBreakdown
+    position: Position
+
+
+def _row(fill: Fill, fees: FeeBreakdown, received_at: datetime) -> FillRow:
+    return FillRow(
+        fill.trade_date,
+        fill.venue,
+        fill.exec_id,
+        fill.account,
+        fill.symbol,
+        fill.side.value,
+        fill.quantity,
+        fill.price,
+        fill.liquidity.value,
+        fill.transaction_time,
+        received_at,
+        fill.client_order_id,
+        fill.decision_id,
+        fill.kind.value,
+        fill.corrects_exec_id,
+        fees.commission,
+        fees.venue_fee,
+        fees.sec_fee,
+        fees.finra_taf,
+    )
+
+
+class TradeJournal:
+    """Owns the writer's users' side: fees, positions, and the read queries of the journal."""
+
+    def __init__(
+        self,
+        writer: JournalWriter,
+        venues: VenueSet,
+        metrics: Metrics,
+        pool: asyncpg.Pool,
+        *,
+        fee_settings: FeeSettings | None = None,
+        cost_methods: Mapping[str, CostMethod] | None = None,
+        marks: Marks = _no_marks,
+        query_timeout: float = 30.0,
+    ) -> None:
+        self.writer = writer
+        self._venues = venues
+        self._metrics = metrics
+        self._pool = pool
+        self._fees = FeeCalculator(fee_settings or FeeSettings())
+        self._cost_methods = dict(cost_methods or {})
+        self.book = PositionBook(self._cost_methods)
+        self.marks = marks
+        self._query_timeout = query_timeout
+        # Labelled children looked up once: ``labels()`` costs microseconds on the hot path.
+        self._outcomes = {
+            outcome: metrics.journal_fills.labels(outcome)
+            for outcome in ("recorded", "duplicate", "conflict", "refused")
+        }
+
+    async def load(self) -> int:
+        """Rebuild the positions from every journaled fill, in journal order; return the count."""
+        async with self._pool.acquire() as connection:
+            rows, _ = await fetch_fill_rows(connection, timeout=self._query_timeout)
+        self.book = PositionBook.replay(
+            (audit.domain_fill(row) for row in rows), self._cost_methods
+        )
+        self._count_positions()
+        return len(rows)
+
+    async def _history(self, up_to: date) -> tuple[list[Fill], dict[FillKey, FeeBreakdown], int]:
+        async with self._pool.acquire() as connection:
+            rows, high_water = await fetch_fill_rows(
+                connection, up_to=up_to, timeout=self._query_timeout
+            )
+        fills = [audit.domain_fill(row) for row in rows]
+        fees = {(row.venue, row.exec_id): audit.domain_fees(row) for row in rows}
+        return fills, fees, high_water
+
+    async def pnl(self, query: PnlQuery, today: date) -> PnlReport:
+        """Attribute P&L over ``query``'s dates (see ``gateway.domain.pnl``).
+
+        Marks: a position open at the end is marked to the latest trade from market data when the
+        range ends today or later, else to the last price journaled in the symbol on or before
+        the end date (the same rule gives the start marks, before the start date).
+        """
+        records, fees, _ = await self._history(query.end)
+        end_marks = _last_prices(records, query.end)
+        if query.end >= today:
+            for symbol in list(end_marks):
+                live = self.marks(symbol)
+                if live is not None:
+                    end_marks[symbol] = live
+        report = attribute_pnl(
+            PnlRequest(
+                start=query.start,
+                end=query.end,
+                records=tuple(records),
+                fees=fees,
+                end_marks=end_marks,
+                start_marks=_last_prices(records, query.start - timedelta(days=1)),
+                group_by=query.group_by,
+                accounts=query.accounts,
+                symbols=query.symbols,
+                cost_methods=self._cost_methods,
+                include_shortfall=query.include_shortfall,
+            )
+        )
+        self._metrics.journal_pnl_calculations.inc()
+        self._metrics.journal_net_pnl.set(float(report.total.net))
+        return report
+
+    async def reconcile(
+        self, trade_date: date, statement: Statement, now: datetime
+    ) -> ReconciliationRun:
+        """Compare the broker's statement with the journal as of ``trade_date``; store the run."""
+        records, fees, high_water = await self._history(trade_date)
+        book = PositionBook.replay(records, self._cost_methods)
+        held = book.positions(include_flat=True, include_lots=True)
+        result = reconcile(
+            statement,
+            {(p.account, p.symbol): p.quantity for p in held},
+            journal_cash(book.all_effective_fills(), fees, trade_date),
+        )
+        run = ReconciliationRun(
+            uuid.uuid4(),
+            trade_date,
+            now,
+            high_water,
+            len(statement.positions),
+            len({p.account for p in statement.positions} | {c.account for c in statement.cash}),
+            result.breaks,
+            tuple(held),
+        )
+        async with self._pool.acquire() as connection:
+            await store_run(connection, run, timeout=self._query_timeout)
+        for found in result.breaks:
+            self._metrics.journal_reconciliation_errors.labels(found.kind.value).inc()
+        return run
+
+    def _count_positions(self) -> None:
+        self._metrics.journal_positions.set(len(self.book.positions()))
+
+    def _venue_fees(self, venue: str) -> VenueFeeParameters:
+        profile = self._venues.get(venue)
+        return profile.fees if profile is not None else _NO_VENUE_FEES
+
+    async def record(self, fill: Fill, received_at: datetime) -> Recorded:
+        """Price and journal ``fill``; returns after its commit with the resulting position."""
+        return await self.submit(fill, received_at)
+
+    def submit(self, fill: Fill, received_at: datetime) -> asyncio.Future[Recorded]:
+        """Price ``fill`` and queue it; the future resolves after its commit.
+
+        Raises JournalUnavailable at once while the journal cannot write.
+        """
+        started = time.perf_counter()
+        fees = self._fees.fees(fill, self._venue_fees(fill.venue))
+        future = self.writer.submit(_row(fill, fees, received_at))
+        answer: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+
+        def committed(done: asyncio.Future[StoredFill]) -> None:
+            if done.cancelled():
+                answer.cancel()
+                return
+            error = done.exception()
+            if error is not None:
+                outcome = "conflict" if isinstance(error, FillConflict) else "refused"
+                self._outcomes[outcome].inc()
+                if isinstance(error, FillConflict):
+                    log.warning(
+                        "fill conflict", extra={"venue": fill.venue, "exec_id": fill.exec_id}
+                    )
+                if not answer.done():
+                    answer.set_exception(error)
+                return
+            stored = done.result()
+            applied = audit.domain_fill(stored.row) if stored.duplicate else fill
+            # A duplicate the book has not seen (stored by another process) is folded in too.
+            effect = self.book.apply(applied)
+            if effect.rebuilt or effect.position.quantity in (0, applied.signed_quantity):
+                self._count_positions()
+            self._outcomes["duplicate" if stored.duplicate else "recorded"].inc()
+            self._metrics.journal_fill_latency.observe(time.perf_counter() - started)
+            if not answer.done():
+                answer.set_result(
+                    Recorded(
+                        stored,
+                        applied,
+                        audit.domain_fees(stored.row),
+                        self.book.position(applied.account, applied.symbol),
+                    )
+                )
+
+        future.add_done_callback(committed)
+        return answer
+
+    def positions(
+        self,
+        accounts: Collection[str],
+        symbols: Collection[str],
+        *,
+        include_lots: bool,
+        include_flat: bool,
+    ) -> list[Position]:
+        """Current positions, filtered (empty filter = all), sorted by account and symbol."""
+        return [
+            p
+            for p in self.book.positions(include_flat=include_flat, include_lots=include_lots)
+            if (not accounts or p.account in accounts) and (not symbols or p.symbol in symbols)
+        ]
+
+    async def verify(self) -> AuditReport:
+        """Verify every hash chain of the journal."""
+        async with self._pool.acquire() as connection:
+            return await audit.verify(connection)
+
+    async def watch_availability(self, changed: Callable[[bool], Awaitable[None]]) -> None:
+        """Call ``changed`` with the writer's availability now and after every change."""
+        while True:
+            self.writer.availability_changed.clear()
+            await changed(self.writer.available)
+            await self.writer.availability_changed.wait()
