@@ -7,7 +7,13 @@ with a real client before the load and reported.
 
 Usage:
     python benchmarks/grpc_load.py --rpc CheckOrder [--rounds 5] [--seconds 5] [--clients 4]
-        [--streams 16] [--json FILE]
+        [--streams 16] [--no-prime] [--prime-symbols 3000] [--json FILE]
+
+Priming (default for CheckOrder, SubmitOrder and RouteOrder): before the load, both targets get a
+trading day published through PublishMarketData (reference data, an opening print and quotes on six
+venues for ``--prime-symbols`` symbols, AAPL among them, at 2026-11-24 10:00 ET), and the gateway
+runs with market_clock=feed, so that instant is "now" and the request takes the realistic allowed
+path, not NO_REFERENCE_DATA. The gateway's answer to the request is printed before the load.
 
 Uses EXECGW_DATABASE_URL when set, otherwise an embedded PostgreSQL in a temporary folder.
 Requires h2load (Debian package nghttp2-client).
@@ -85,7 +91,9 @@ def start_server(command: list[str], port: int, env: dict[str, str]) -> subproce
     return process
 
 
-def grpc_status(port: int, method: str, request: Message, response_type: type[Message]) -> str:
+def grpc_status(
+    port: int, method: str, request: Message, response_type: type[Message]
+) -> tuple[str, Message | None]:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         call = channel.unary_unary(
             method,
@@ -93,10 +101,19 @@ def grpc_status(port: int, method: str, request: Message, response_type: type[Me
             response_deserializer=response_type.FromString,
         )
         try:
-            call(request, timeout=10)
+            response = call(request, timeout=10)
         except grpc.RpcError as error:
-            return f"{error.code().name}: {error.details()}"
-    return "OK"
+            return f"{error.code().name}: {error.details()}", None
+    return "OK", response
+
+
+def describe(response: Message | None) -> str:
+    """The decision in a CheckOrder (or SubmitOrder) answer, to show which path was measured."""
+    check = getattr(response, "check", response)
+    if check is None or not hasattr(check, "allowed"):
+        return ""
+    reasons = ",".join(r.code for r in check.reasons) or "none"
+    return f"allowed={check.allowed} reasons={reasons} band={check.band.lower}-{check.band.upper}"
 
 
 def h2load(
@@ -197,6 +214,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--streams", type=int, default=16)
+    parser.add_argument(
+        "--prime",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="publish market data first and run the gateway with market_clock=feed",
+    )
+    parser.add_argument("--prime-symbols", type=int, default=3_000, help="symbols published")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if shutil.which("h2load") is None:
@@ -214,6 +238,7 @@ def main() -> None:
 
         embedded = EmbeddedPostgres(folder / "pgdata")
         database_url = embedded.start()
+    prime = args.prime and spec.prepare is not None
     base_port, gateway_port = free_port(), free_port()
     servers = {
         "baseline": start_server(
@@ -240,6 +265,7 @@ def main() -> None:
                 database_url,
                 "--log-level",
                 "WARNING",
+                *(["--market-clock", "feed"] if prime else []),
             ],
             gateway_port,
             env,
@@ -248,12 +274,13 @@ def main() -> None:
     ports = {"baseline": base_port, "gateway": gateway_port}
     try:
         for port in ports.values():
-            if spec.prepare is not None:
-                spec.prepare(port)
-        statuses = {
+            if prime and spec.prepare is not None:
+                spec.prepare(port, args.prime_symbols)
+        answers = {
             name: grpc_status(port, spec.method, spec.request, spec.response)
             for name, port in ports.items()
         }
+        statuses = {name: status for name, (status, _) in answers.items()}
         results: dict[str, list[Round]] = {"baseline": [], "gateway": []}
         for _ in range(args.rounds):
             for name in ("baseline", "gateway"):
@@ -271,8 +298,14 @@ def main() -> None:
         f"{args.rpc}: {args.rounds} rounds x {args.seconds}s, h2load -c {args.clients} "
         f"-m {args.streams}, servers on core 0, client on core 1 (median [min-max])"
     )
+    if prime:
+        print(
+            f"  primed: {args.prime_symbols:,} symbols published to both targets; "
+            "gateway market_clock=feed at 2026-11-24 10:00 ET"
+        )
     for name in ("baseline", "gateway"):
-        print(f"  {name:<9} grpc-status {statuses[name]}")
+        answer = describe(answers[name][1]) if name == "gateway" else ""
+        print(f"  {name:<9} grpc-status {statuses[name]} {answer}".rstrip())
         for field, label in (
             ("rps", "req/s"),
             ("p50_ms", "p50 ms"),
@@ -297,6 +330,7 @@ def main() -> None:
                 {
                     "rpc": args.rpc,
                     "statuses": statuses,
+                    "primed_symbols": args.prime_symbols if prime else 0,
                     "ratios": ratios,
                     "rounds": {k: [asdict(r) for r in v] for k, v in results.items()},
                 },

@@ -17,12 +17,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from gateway._pb.execgw.v1 import market_state_pb2 as pb
 from gateway._pb.execgw.v1 import pretrade_pb2 as pretrade_pb
 from gateway.api import market_convert
+from gateway.domain.calendar import EXCHANGE_TZ
 from gateway.domain.feed import EventRefused, FeedEvent
 from gateway.domain.market_state import Change, ChangeKind, MarketStateEngine
 from gateway.domain.orders import OrderRequest, Reason
@@ -94,6 +95,7 @@ class HaltGuard:
         self.instructions: StateStream[pretrade_pb.OrderInstruction] = StateStream(
             retention, first_sequence
         )
+        self._accepted = metrics.market_events.labels("accepted")
         self._feed_clock = clock == "feed"
         self._feed_time: datetime | None = None
         self._tick_interval = timedelta(seconds=tick_seconds)
@@ -102,9 +104,10 @@ class HaltGuard:
     # --- time -------------------------------------------------------------------------------
 
     def now(self) -> datetime:
+        """Exchange time (America/New_York: comparisons with session times stay cheap)."""
         if self._feed_clock:
-            return self._feed_time or datetime.now(UTC)
-        return datetime.now(UTC)
+            return self._feed_time or datetime.now(EXCHANGE_TZ)
+        return datetime.now(EXCHANGE_TZ)
 
     def tick(self, now: datetime | None = None) -> int:
         """Apply the passing of time; returns the number of changes."""
@@ -130,7 +133,7 @@ class HaltGuard:
         except EventRefused as refused:
             self.metrics.market_events.labels(refused.reason).inc()
             raise
-        self.metrics.market_events.labels("accepted").inc()
+        self._accepted.inc()
         if self._feed_clock and (self._feed_time is None or event.at > self._feed_time):
             self._feed_time = event.at
             # Time-driven rules follow feed time at the ticker's resolution, not per event.

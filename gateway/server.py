@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -166,6 +167,14 @@ class Gateway:
         for name in ("", *services):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.metrics.serving.set(1)
+        if settings.gc_gen0_threshold:
+            # Long-lived state (engine, venues, positions) is frozen out of the collector, and
+            # young collections run less often: full collections otherwise pause the event loop
+            # for ~100 ms with thousands of symbols and stream subscribers.
+            gc.collect()
+            gc.freeze()
+            _, gen1, gen2 = gc.get_threshold()
+            gc.set_threshold(settings.gc_gen0_threshold, max(gen1, 20), max(gen2, 100))
         log.info(
             "gateway serving",
             extra={"grpc": f"{settings.grpc_host}:{self.port}", "metrics_port": self.metrics_port},

@@ -120,6 +120,13 @@ class Settings:
         default="15:25",
         metadata=_help("Level 1/2 halt only at or before this time (shifted on early closes)"),
     )
+    gc_gen0_threshold: int = field(
+        default=50_000,
+        metadata=_help(
+            "allocations between young-generation garbage collections; objects alive after the "
+            "start are frozen out of collection (0 keeps Python's defaults)"
+        ),
+    )
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR"))
     log_format: str = field(default="json", metadata=_help("json (one object a line) or text"))
 
@@ -161,6 +168,8 @@ class Settings:
         for name in ("market_tick_seconds", "stream_heartbeat_seconds", "luld_limit_state_seconds"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name}={getattr(self, name)}: must be > 0")
+        if self.gc_gen0_threshold < 0:
+            problems.append(f"gc_gen0_threshold={self.gc_gen0_threshold}: must be >= 0")
         if self.stream_retention < 1:
             problems.append(f"stream_retention={self.stream_retention}: must be >= 1")
         try:

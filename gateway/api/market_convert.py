@@ -15,6 +15,7 @@ from gateway._pb.execgw.v1 import market_state_pb2 as pb
 from gateway._pb.execgw.v1 import pretrade_pb2 as pretrade_pb
 from gateway.api import convert
 from gateway.api.convert import FieldViolation, Problems
+from gateway.domain.calendar import EXCHANGE_TZ
 from gateway.domain.circuit_breakers import Level
 from gateway.domain.feed import (
     BandNotice,
@@ -94,6 +95,8 @@ def feed_event(message: pb.MarketDataEvent) -> tuple[FeedEvent | None, Problems]
     at = convert.timestamp(
         message.event_time, message.HasField("event_time"), "event_time", problems
     )
+    if at is not None:
+        at = at.astimezone(EXCHANGE_TZ)  # exchange time from here on: cheap session compares
     if kind is None:
         problems.append(FieldViolation("event", "is required (quote, trade, halt, ...)"))
         return None, problems

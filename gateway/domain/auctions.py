@@ -198,16 +198,65 @@ def _closing(session: SessionTimes, at: time) -> datetime:
     return wall + session.close_shift
 
 
-def _auction_and_cutoff(
-    order_type: OrderType, cutoff: time, session: SessionTimes
-) -> tuple[datetime, datetime]:
-    if order_type.is_opening_auction:
-        return session.open_at, _opening(session, cutoff)
-    return session.close_at, _closing(session, cutoff)
+@dataclass(frozen=True, slots=True)
+class _TypeTimes:
+    auction_at: datetime
+    entry_cutoff: datetime
+    cancel_cutoff: datetime
 
 
-def _in_cross(now: datetime, session: SessionTimes, settings: AuctionSettings) -> bool:
-    return session.close_at <= now < session.close_at + settings.cross_grace
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    """Every instant the rules below compare against, for one session and listing exchange."""
+
+    opening_auction_start: datetime
+    closing_auction_start: datetime
+    cross_end: datetime
+    types: Mapping[OrderType, _TypeTimes]
+
+
+_SCHEDULES: dict[tuple[int, str, object], tuple[AuctionSettings, _Schedule]] = {}
+_MAX_SCHEDULES = 4096
+
+
+def _schedule(settings: AuctionSettings, listing_exchange: str, session: SessionTimes) -> _Schedule:
+    # The pre-trade check asks these questions for every order: compute each session's instants
+    # once per listing exchange instead of on every call.
+    key = (id(settings), listing_exchange, session)
+    found = _SCHEDULES.get(key)
+    if found is not None and found[0] is settings:
+        return found[1]
+    windows = settings.windows_for(listing_exchange)
+    types = {}
+    for order_type in OrderType:
+        cuts = windows.cutoffs(order_type)
+        if cuts is None:
+            continue
+        if order_type.is_opening_auction:
+            auction_at = session.open_at
+            entry, cancel = (
+                _opening(session, cuts.entry_until),
+                _opening(session, cuts.cancel_until),
+            )
+        else:
+            auction_at = session.close_at
+            entry, cancel = (
+                _closing(session, cuts.entry_until),
+                _closing(session, cuts.cancel_until),
+            )
+            if windows.closing_error_cancel_until is not None:
+                cancel = max(cancel, _closing(session, windows.closing_error_cancel_until))
+        types[order_type] = _TypeTimes(auction_at, entry, cancel)
+    schedule = _Schedule(
+        settings.opening_auction_start(listing_exchange, session),
+        settings.closing_auction_start(listing_exchange, session),
+        session.close_at + settings.cross_grace,
+        types,
+    )
+    if len(_SCHEDULES) >= _MAX_SCHEDULES:
+        _SCHEDULES.clear()
+    _SCHEDULES[key] = (settings, schedule)
+    return schedule
 
 
 def scheduled_phase(
@@ -221,13 +270,14 @@ def scheduled_phase(
     CLOSING_AUCTION lasts from the closing auction start through the cross grace after the close;
     continuous trading goes on until the close within it.
     """
-    if now < settings.opening_auction_start(listing_exchange, session):
+    schedule = _schedule(settings, listing_exchange, session)
+    if now < schedule.opening_auction_start:
         return Phase.PRE_OPEN
     if now < session.open_at:
         return Phase.OPENING_AUCTION
-    if now < settings.closing_auction_start(listing_exchange, session):
+    if now < schedule.closing_auction_start:
         return Phase.CONTINUOUS
-    if now < session.close_at + settings.cross_grace:
+    if now < schedule.cross_end:
         return Phase.CLOSING_AUCTION
     return Phase.CLOSED
 
@@ -246,17 +296,15 @@ def entry_refusal(
     (after the type's entry cut-off, before its auction), ``SESSION_CLOSED`` (continuous order
     outside regular hours).
     """
-    if _in_cross(now, session, settings):
+    schedule = _schedule(settings, listing_exchange, session)
+    if session.close_at <= now < schedule.cross_end:
         return AUCTION_CROSS_IN_PROGRESS
     if not order_type.is_auction_only:
         return None if session.open_at <= now < session.close_at else SESSION_CLOSED
-    cuts = settings.windows_for(listing_exchange).cutoffs(order_type)
-    if cuts is None:
+    times = schedule.types.get(order_type)
+    if times is None or now >= times.auction_at:
         return AUCTION_NOT_AVAILABLE
-    auction_at, cutoff = _auction_and_cutoff(order_type, cuts.entry_until, session)
-    if now >= auction_at:
-        return AUCTION_NOT_AVAILABLE
-    if now >= cutoff:
+    if now >= times.entry_cutoff:
         return AUCTION_ENTRY_CUTOFF
     return None
 
@@ -275,16 +323,13 @@ def cancel_refusal(
     cancel is allowed; after its auction an auction order no longer works, so there is nothing to
     protect.
     """
-    if _in_cross(now, session, settings):
+    schedule = _schedule(settings, listing_exchange, session)
+    if session.close_at <= now < schedule.cross_end:
         return AUCTION_CROSS_IN_PROGRESS
-    windows = settings.windows_for(listing_exchange)
-    cuts = windows.cutoffs(order_type)
-    if cuts is None:
+    times = schedule.types.get(order_type)
+    if times is None:
         return None
-    auction_at, cutoff = _auction_and_cutoff(order_type, cuts.cancel_until, session)
-    if order_type.is_closing_auction and windows.closing_error_cancel_until is not None:
-        cutoff = max(cutoff, _closing(session, windows.closing_error_cancel_until))
-    return AUCTION_CANCEL_CUTOFF if cutoff <= now < auction_at else None
+    return AUCTION_CANCEL_CUTOFF if times.cancel_cutoff <= now < times.auction_at else None
 
 
 def no_cancel_window(
@@ -298,11 +343,10 @@ def no_cancel_window(
     This drives the NO_CANCEL restriction: True during the closing cross and whenever any
     auction-only type is past its cancel cut-off and before its auction.
     """
-    return any(
-        cancel_refusal(order_type, listing_exchange, now, session, settings) is not None
-        for order_type in OrderType
-        if order_type.is_auction_only
-    )
+    schedule = _schedule(settings, listing_exchange, session)
+    if session.close_at <= now < schedule.cross_end:
+        return True
+    return any(t.cancel_cutoff <= now < t.auction_at for t in schedule.types.values())
 
 
 def imbalance_expected(
