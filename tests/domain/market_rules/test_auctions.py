@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import time, timedelta
 
 import pytest
 
@@ -28,40 +26,14 @@ from gateway.domain.auctions import (
 )
 from gateway.domain.orders import OrderType
 
-NY = ZoneInfo("America/New_York")
-FULL_DAY = date(2026, 11, 18)  # a Wednesday
-EARLY_CLOSE_DAY = date(2026, 11, 27)  # the day after Thanksgiving, 13:00 close
+from .sessions import DAY, EARLY_CLOSE_DAY, at, session
+
+FULL_DAY = DAY
 
 MOO, LOO = OrderType.MARKET_ON_OPEN, OrderType.LIMIT_ON_OPEN
 MOC, LOC = OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE
 IO, CO = OrderType.IMBALANCE_ONLY, OrderType.CLOSING_OFFSET
 LIMIT, MARKET, PEG = OrderType.LIMIT, OrderType.MARKET, OrderType.MIDPOINT_PEG
-
-
-@dataclass(frozen=True, slots=True)
-class FakeSession:
-    trade_date: date
-    open_at: datetime
-    close_at: datetime
-    early_close: bool = False
-
-    @property
-    def close_shift(self) -> timedelta:
-        return self.close_at - datetime.combine(self.trade_date, time(16), tzinfo=NY)
-
-
-def session(day: date = FULL_DAY, *, early: bool = False) -> FakeSession:
-    close = time(13) if early else time(16)
-    return FakeSession(
-        day,
-        datetime.combine(day, time(9, 30), tzinfo=NY),
-        datetime.combine(day, close, tzinfo=NY),
-        early,
-    )
-
-
-def at(clock: str, day: date = FULL_DAY) -> datetime:
-    return datetime.combine(day, time.fromisoformat(clock), tzinfo=NY)
 
 
 def test_fake_session_when_built_then_satisfies_the_protocol() -> None:

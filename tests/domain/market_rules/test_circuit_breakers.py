@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -20,37 +18,10 @@ from gateway.domain.circuit_breakers import (
 )
 from gateway.domain.halt_codes import UnknownHaltCode
 
-NY = ZoneInfo("America/New_York")
-DAY = date(2026, 11, 18)
-EARLY_CLOSE_DAY = date(2026, 11, 27)
+from .sessions import DAY, EARLY_CLOSE_DAY, NY, at, session
+
 PRIOR = Decimal("5000.00")
 L1, L2, L3 = Decimal("4650.00"), Decimal("4350.00"), Decimal("4000.00")
-
-
-@dataclass(frozen=True, slots=True)
-class FakeSession:
-    trade_date: date
-    open_at: datetime
-    close_at: datetime
-    early_close: bool = False
-
-    @property
-    def close_shift(self) -> timedelta:
-        return self.close_at - datetime.combine(self.trade_date, time(16), tzinfo=NY)
-
-
-def session(day: date = DAY, *, early: bool = False) -> FakeSession:
-    close = time(13) if early else time(16)
-    return FakeSession(
-        day,
-        datetime.combine(day, time(9, 30), tzinfo=NY),
-        datetime.combine(day, close, tzinfo=NY),
-        early,
-    )
-
-
-def at(clock: str, day: date = DAY) -> datetime:
-    return datetime.combine(day, time.fromisoformat(clock), tzinfo=NY)
 
 
 def breaker(day: date = DAY, *, early: bool = False) -> MarketWideBreaker:

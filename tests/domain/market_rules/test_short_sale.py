@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -22,37 +20,14 @@ from gateway.domain.short_sale import (
     trigger_price,
 )
 
-NY = ZoneInfo("America/New_York")
+from .sessions import at, session
+
 FRIDAY = date(2026, 11, 20)
 MONDAY = date(2026, 11, 23)
 TUESDAY = date(2026, 11, 24)
 WEDNESDAY = date(2026, 11, 25)
 PRIOR = Decimal("20.00")
 NBB = Decimal("17.95")
-
-
-@dataclass(frozen=True, slots=True)
-class FakeSession:
-    trade_date: date
-    open_at: datetime
-    close_at: datetime
-    early_close: bool = False
-
-    @property
-    def close_shift(self) -> timedelta:
-        return self.close_at - datetime.combine(self.trade_date, time(16), tzinfo=NY)
-
-
-def session(day: date) -> FakeSession:
-    return FakeSession(
-        day,
-        datetime.combine(day, time(9, 30), tzinfo=NY),
-        datetime.combine(day, time(16), tzinfo=NY),
-    )
-
-
-def at(clock: str, day: date) -> datetime:
-    return datetime.combine(day, time.fromisoformat(clock), tzinfo=NY)
 
 
 @pytest.mark.parametrize(
