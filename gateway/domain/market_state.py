@@ -217,6 +217,8 @@ class MarketStateEngine:
         self._limit_watch: set[str] = set()
         self._trading: set[str] = set()
         self._sessions: dict[date, Session | None] = {}
+        self._last_now: datetime | None = None
+        self._last_session: Session | None = None
         self._closing_period: dict[date, bool] = {}
         # Scheduled phase per listing exchange at the last tick, and symbols not placed yet: a
         # tick walks every symbol only when an exchange changes phase or the bands double.
@@ -229,13 +231,18 @@ class MarketStateEngine:
     # --- queries ----------------------------------------------------------------------------
 
     def session(self, now: datetime) -> Session | None:
+        """The session of ``now``'s trading day (None on holidays and outside the calendar)."""
+        if now is self._last_now:
+            return self._last_session  # one decision asks several times with the same instant
         day = self.calendar.trade_date_of(now)
         if day not in self._sessions:
             try:
                 self._sessions[day] = self.calendar.session(day)
             except CalendarError:
                 self._sessions[day] = None
-        return self._sessions[day]
+        found = self._sessions[day]
+        self._last_now, self._last_session = now, found
+        return found
 
     def get(self, symbol: str) -> SymbolState | None:
         return self.symbols.get(symbol)

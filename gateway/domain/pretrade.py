@@ -81,9 +81,12 @@ class Decision:
 _LIMIT = "order.limit_price"
 
 
-def restrictions(engine: MarketStateEngine, state: SymbolState, now: datetime) -> list[Restriction]:
-    """The restrictions in force for ``state`` at ``now``."""
-    phase = engine.phase(state, now)
+def restrictions(
+    engine: MarketStateEngine, state: SymbolState, now: datetime, phase: Phase | None = None
+) -> list[Restriction]:
+    """The restrictions in force for ``state`` at ``now`` (``phase``: when already known)."""
+    if phase is None:
+        phase = engine.phase(state, now)
     found: list[Restriction] = []
     if phase in (Phase.CLOSED, Phase.HALTED, Phase.PAUSED):
         found.append(Restriction.NO_NEW_ORDERS)
@@ -143,7 +146,7 @@ def check_order(
             )
         )
     phase = engine.phase(state, now)
-    found = restrictions(engine, state, now)
+    found = restrictions(engine, state, now, phase)
     restricted = session is not None and state.ssr.is_restricted(session.trade_date)
     if session is not None:
         reasons.extend(_halt_reasons(state, order))
