@@ -235,7 +235,7 @@ class Gateway:
         )
         self.journal = TradeJournal(
             writer,
-            load_venues(trade_date=TradingCalendar.trade_date_of(datetime.now(UTC))),
+            lambda: self.routing.venues,
             self.metrics,
             database.pool,
             marks=last_trade_marks(self.guard.engine),

@@ -130,7 +130,7 @@ class TradeJournal:
     def __init__(
         self,
         writer: JournalWriter,
-        venues: VenueSet,
+        venues: Callable[[], VenueSet],
         metrics: Metrics,
         pool: asyncpg.Pool,
         *,
@@ -140,6 +140,7 @@ class TradeJournal:
         query_timeout: float = 30.0,
     ) -> None:
         self.writer = writer
+        # The venue set in force (the routing desk's, so a reload changes fees here too).
         self._venues = venues
         self._metrics = metrics
         self._pool = pool
@@ -238,7 +239,7 @@ class TradeJournal:
         self._metrics.journal_positions.set(len(self.book.positions()))
 
     def _venue_fees(self, venue: str) -> VenueFeeParameters:
-        profile = self._venues.get(venue)
+        profile = self._venues().get(venue)
         return profile.fees if profile is not None else _NO_VENUE_FEES
 
     async def record(self, fill: Fill, received_at: datetime) -> Recorded:

@@ -21,6 +21,7 @@ import pytest
 from gateway.server import Gateway
 from gateway.settings import Settings
 from storage.embedded import EmbeddedPostgres
+from storage.migrations import apply_migrations
 
 _counter = itertools.count()
 
@@ -63,6 +64,15 @@ async def _drop_database(postgres_url: str, name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def migrated(url: str) -> None:
+    """Apply every migration to the database at ``url``."""
+    connection = await asyncpg.connect(url)
+    try:
+        await apply_migrations(connection)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

@@ -238,7 +238,8 @@ def band(bands: Bands | None, into: pb.PriceBand) -> None:
 
 
 def symbol_state(engine: MarketStateEngine, state: SymbolState, now: datetime) -> pb.SymbolState:
-    message = pb.SymbolState(symbol=state.symbol, phase=PHASES[engine.phase(state, now)])
+    phase = engine.phase(state, now)
+    message = pb.SymbolState(symbol=state.symbol, phase=PHASES[phase])
     halt = state.halt
     if halt is not None:
         message.halt.reason_code = halt.reason_code
@@ -256,7 +257,7 @@ def symbol_state(engine: MarketStateEngine, state: SymbolState, now: datetime) -
     if session is not None and state.ssr.is_restricted(session.trade_date):
         message.short_sale_restricted = True
         message.short_sale_restricted_until = str(state.ssr.restricted_until or "")
-    message.restrictions.extend(RESTRICTIONS[r] for r in restrictions(engine, state, now))
+    message.restrictions.extend(RESTRICTIONS[r] for r in restrictions(engine, state, now, phase))
     nbbo = state.book.nbbo
     if nbbo.bid_price is not None:
         message.national_best_bid = str(nbbo.bid_price)

@@ -211,6 +211,10 @@ def _execute(
 ) -> list[FillRecord]:
     is_buy = decision.side is Side.BUY
     out: list[FillRecord] = []
+
+    def emit(venue: str, quantity: int, price: Decimal, fee: Decimal, liquidity: Liquidity) -> None:
+        out.append(FillRecord(decision.decision_id, venue, quantity, price, fee, liquidity))
+
     for child in decision.child_orders:
         profile = profiles[child.venue]
         fees = profile.fees
@@ -229,15 +233,8 @@ def _execute(
                 price = decision.national_best_offer if is_buy else decision.national_best_bid
                 assert price is not None
                 price = price + PENNY if is_buy else price - PENNY
-                out.append(
-                    FillRecord(
-                        decision.decision_id,
-                        child.venue,
-                        child.quantity,
-                        price,
-                        fees.routed_fee_per_share,
-                        Liquidity.ROUTED,
-                    )
+                emit(
+                    child.venue, child.quantity, price, fees.routed_fee_per_share, Liquidity.ROUTED
                 )
                 continue
             # What the venue shows at the child's price; more than that is routed out.
@@ -259,28 +256,10 @@ def _execute(
                 at=at,
             )
             if filled:
-                out.append(
-                    FillRecord(
-                        decision.decision_id,
-                        child.venue,
-                        filled,
-                        price,
-                        fees.take_fee(price),
-                        Liquidity.REMOVED,
-                    )
-                )
+                emit(child.venue, filled, price, fees.take_fee(price), Liquidity.REMOVED)
             if faded:
                 worse = price + PENNY if is_buy else price - PENNY
-                out.append(
-                    FillRecord(
-                        decision.decision_id,
-                        child.venue,
-                        faded,
-                        worse,
-                        fees.routed_fee_per_share,
-                        Liquidity.ROUTED,
-                    )
-                )
+                emit(child.venue, faded, worse, fees.routed_fee_per_share, Liquidity.ROUTED)
         else:
             # Posted: queue ahead = displayed size at the same price on this venue; the
             # opposing flow that reaches it doubles with every tick it rests above the national
@@ -305,14 +284,5 @@ def _execute(
                 at=at,
             )
             if filled:
-                out.append(
-                    FillRecord(
-                        decision.decision_id,
-                        child.venue,
-                        filled,
-                        price,
-                        -fees.make_rebate(price),
-                        Liquidity.ADDED,
-                    )
-                )
+                emit(child.venue, filled, price, -fees.make_rebate(price), Liquidity.ADDED)
     return out

@@ -22,7 +22,7 @@ from storage.journal import (
     JournalWriter,
     StoredFill,
 )
-from storage.migrations import apply_migrations
+from tests.conftest import migrated
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
@@ -45,14 +45,6 @@ def fill(n: int, **changes: object) -> FillRow:
     return FillRow(**values)  # type: ignore[arg-type]  # test-only keyword bag
 
 
-async def _migrated(url: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await apply_migrations(connection)
-    finally:
-        await connection.close()
-
-
 async def _start(url: str, **options: object) -> tuple[JournalWriter, asyncio.Task[None]]:
     writer = JournalWriter(url, **options)  # type: ignore[arg-type]
     task = asyncio.create_task(writer.run(), name="journal-writer")
@@ -68,7 +60,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 @pytest.fixture
 async def journal(database_url: str) -> AsyncIterator[tuple[JournalWriter, str]]:
-    await _migrated(database_url)
+    await migrated(database_url)
     writer, task = await _start(database_url)
     try:
         yield writer, database_url
@@ -239,7 +231,7 @@ async def test_application_role_then_may_only_read_and_append(
 
 
 async def test_database_unreachable_then_record_refused_as_unavailable(database_url: str) -> None:
-    await _migrated(database_url)
+    await migrated(database_url)
     writer, task = await _start(database_url)
     await _stop(task)
     with pytest.raises(JournalUnavailable):
@@ -280,7 +272,7 @@ async def test_postgres_killed_under_load_then_every_acknowledged_fill_survives(
         postgres = _CrashablePostgres(Path(folder))
         url = await asyncio.to_thread(postgres.start)
         try:
-            await _migrated(url)
+            await migrated(url)
             writer, task = await _start(url, retry_delay=0.1, connect_timeout=2.0)
             acknowledged: list[StoredFill] = []
             refused = 0

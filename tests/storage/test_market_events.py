@@ -26,8 +26,7 @@ from storage.market_events import (
     fetch_refusals,
     load_short_sale_restrictions,
 )
-from storage.migrations import apply_migrations
-from tests.conftest import with_database
+from tests.conftest import migrated, with_database
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 DAY = date(2026, 11, 24)
@@ -80,14 +79,6 @@ def short_sale(symbol: str = "XYZ", **changes: object) -> ShortSaleRecord:
     return ShortSaleRecord(**values)  # type: ignore[arg-type]  # test-only keyword bag
 
 
-async def _migrated(url: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await apply_migrations(connection)
-    finally:
-        await connection.close()
-
-
 def _start(recorder: MarketEventRecorder) -> asyncio.Task[None]:
     return asyncio.create_task(recorder.run(), name="market-event-recorder")
 
@@ -100,7 +91,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 @pytest.fixture
 async def recorder(database_url: str) -> AsyncIterator[tuple[MarketEventRecorder, str]]:
-    await _migrated(database_url)
+    await migrated(database_url)
     started = MarketEventRecorder(database_url, retry_delay=0.05)
     task = _start(started)
     await started.wait_available(10)
@@ -342,7 +333,7 @@ async def test_database_refuses_connections_then_rows_stay_queued_and_written_af
 async def test_outage_longer_than_the_bound_then_newest_rows_written_and_oldest_counted(
     database_url: str, postgres_url: str
 ) -> None:
-    await _migrated(database_url)
+    await migrated(database_url)
     writer = MarketEventRecorder(database_url, max_queued=50, retry_delay=0.05)
     task = _start(writer)
     outage = _Outage(postgres_url, database_url)
@@ -378,7 +369,7 @@ async def test_database_missing_at_start_then_rows_written_once_it_exists(
         await asyncio.sleep(0.2)
         assert not writer.available and writer.queued == 1
         await admin.execute(f'CREATE DATABASE "{name}"')
-        await _migrated(url)
+        await migrated(url)
         await writer.flush(10)
         assert await _event_numbers(url) == [1]
         await _stop(task)
@@ -479,7 +470,7 @@ class _CuttingProxy:
 async def test_connection_cut_mid_batch_then_batch_written_exactly_once(
     database_url: str, cut_after: bytes
 ) -> None:
-    await _migrated(database_url)
+    await migrated(database_url)
     proxy = _CuttingProxy(database_url)
     writer = MarketEventRecorder(await proxy.start(), retry_delay=0.05)
     task = _start(writer)
@@ -498,7 +489,7 @@ async def test_connection_cut_mid_batch_then_batch_written_exactly_once(
 
 
 async def test_queue_over_its_bound_then_oldest_dropped_and_counted(database_url: str) -> None:
-    await _migrated(database_url)
+    await migrated(database_url)
     writer = MarketEventRecorder(database_url, max_queued=5)
     for n in range(8):
         writer.record_event(event(n))
@@ -536,7 +527,7 @@ async def test_row_refused_by_postgres_then_dropped_alone_and_rest_of_batch_writ
 async def test_cancelled_with_rows_queued_then_final_flush_writes_them_and_cancel_propagates(
     database_url: str,
 ) -> None:
-    await _migrated(database_url)
+    await migrated(database_url)
     writer = MarketEventRecorder(database_url)
     task = _start(writer)
     await writer.wait_available(10)

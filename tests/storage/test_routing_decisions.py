@@ -20,8 +20,9 @@ from storage.routing_decisions import (
     fetch_decisions,
     fetch_linked_fills,
 )
+from tests.conftest import migrated
 from tests.storage import test_market_events as market_events
-from tests.storage.test_market_events import _migrated, _start, _stop
+from tests.storage.test_market_events import _start, _stop
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 DAY = date(2026, 11, 24)
@@ -64,7 +65,7 @@ connection = market_events.connection
 
 @pytest.fixture
 async def recorder(database_url: str) -> AsyncIterator[tuple[RoutingDecisionRecorder, str]]:
-    await _migrated(database_url)
+    await migrated(database_url)
     started = RoutingDecisionRecorder(database_url, retry_delay=0.05)
     task = _start(started)
     await started.wait_available(10)
