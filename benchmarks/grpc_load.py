@@ -2,6 +2,8 @@
 
 Both servers run pinned to core 0 and are driven by the same h2load client on core 1, alternating
 rounds; the figures are medians over the rounds with min-max, and the ratio gateway/baseline.
+The baseline answers with the gateway's own answer to the request (captured before the load), so
+both send the same message sizes.
 h2load counts gRPC errors as successes (they are HTTP 200), so each target's grpc-status is checked
 with a real client before the load and reported.
 
@@ -240,18 +242,10 @@ def main() -> None:
         database_url = embedded.start()
     prime = args.prime and spec.prepare is not None
     base_port, gateway_port = free_port(), free_port()
-    servers = {
-        "baseline": start_server(
-            [
-                sys.executable,
-                str(ROOT / "benchmarks" / "empty_server.py"),
-                "--port",
-                str(base_port),
-            ],
-            base_port,
-            env,
-        ),
-        "gateway": start_server(
+    ports = {"baseline": base_port, "gateway": gateway_port}
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        servers["gateway"] = start_server(
             [
                 sys.executable,
                 "-m",
@@ -269,17 +263,29 @@ def main() -> None:
             ],
             gateway_port,
             env,
-        ),
-    }
-    ports = {"baseline": base_port, "gateway": gateway_port}
-    try:
-        for port in ports.values():
-            if prime and spec.prepare is not None:
-                spec.prepare(port, args.prime_symbols)
-        answers = {
-            name: grpc_status(port, spec.method, spec.request, spec.response)
-            for name, port in ports.items()
-        }
+        )
+        if prime and spec.prepare is not None:
+            spec.prepare(gateway_port, args.prime_symbols)
+        answers = {"gateway": grpc_status(gateway_port, spec.method, spec.request, spec.response)}
+        # The baseline answers with the gateway's own answer: the same message sizes both ways.
+        constant = folder / "response.bin"
+        gateway_answer = answers["gateway"][1]
+        constant.write_bytes(gateway_answer.SerializeToString() if gateway_answer else b"")
+        servers["baseline"] = start_server(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "empty_server.py"),
+                "--port",
+                str(base_port),
+                "--response",
+                f"{spec.method.strip('/').split('.', 2)[-1]}={constant}",
+            ],
+            base_port,
+            env,
+        )
+        if prime and spec.prepare is not None:
+            spec.prepare(base_port, args.prime_symbols)
+        answers["baseline"] = grpc_status(base_port, spec.method, spec.request, spec.response)
         statuses = {name: status for name, (status, _) in answers.items()}
         results: dict[str, list[Round]] = {"baseline": [], "gateway": []}
         for _ in range(args.rounds):

@@ -35,6 +35,7 @@ from gateway._pb.execgw.v1 import (
     pretrade_pb2_grpc,
     routing_pb2_grpc,
 )
+from gateway.api.base import add_to_server
 from gateway.api.journal import JournalServicer
 from gateway.api.market_state import MarketStateServicer
 from gateway.api.pretrade import PreTradeServicer
@@ -285,7 +286,9 @@ class Gateway:
         pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server(pretrade, server)
         routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing, server)
         journal_pb2_grpc.add_JournalServiceServicer_to_server(journal, server)
-        market_state_pb2_grpc.add_MarketStateServiceServicer_to_server(market_state, server)
+        add_to_server(
+            market_state_pb2_grpc.add_MarketStateServiceServicer_to_server, market_state, server
+        )
         names = [s.SERVICE.full_name for s in (pretrade, routing, journal, market_state)]
         for install in self._extra_services:
             names.append(install(server))

@@ -68,13 +68,27 @@ class Subscription(Generic[V]):
     def backlog(self) -> int:
         return len(self._pending)
 
-    async def wait_updates(self) -> list[Update[V]]:
-        """Wait for at least one update; return everything pending, oldest first."""
-        while not self._pending:
-            if self.closed:
-                return []
+    async def wait_updates(self, timeout: float | None = None) -> list[Update[V]] | None:
+        """Wait for at least one update; return everything pending, oldest first.
+
+        Returns ``[]`` once the subscription is closed, and None when ``timeout`` seconds passed
+        without an update (time for a heartbeat). The timeout is a timer on this wait, not
+        ``asyncio.wait_for``: a wait per subscriber per update must not cost a task.
+        """
+        if not self._pending and not self.closed:
             self._ready.clear()
-            await self._ready.wait()
+            if timeout is None:
+                while not self._pending and not self.closed:
+                    await self._ready.wait()
+                    self._ready.clear()
+            else:
+                timer = asyncio.get_running_loop().call_later(timeout, self._ready.set)
+                try:
+                    await self._ready.wait()
+                finally:
+                    timer.cancel()
+                if not self._pending and not self.closed:
+                    return None
         updates = list(self._pending.values())
         self._pending.clear()
         return updates
@@ -103,6 +117,11 @@ class StateStream(Generic[V]):
     @property
     def subscriber_count(self) -> int:
         return len(self._everything) + sum(len(s) for s in self._by_topic.values())
+
+    @property
+    def next_sequence(self) -> int:
+        """The sequence the next ``publish`` gives (for values that carry their own)."""
+        return self.sequence + 1
 
     @property
     def oldest_retained(self) -> int:

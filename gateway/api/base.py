@@ -27,6 +27,9 @@ class Servicer:
     """Mixin for the gateway's servicers."""
 
     SERVICE: ClassVar[ServiceDescriptor]
+    # Methods whose responses may be yielded already encoded (bytes): a stream that sends one
+    # message to many subscribers encodes it once.
+    ENCODED_RESPONSES: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -82,3 +85,48 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
             await _fail(self, name, context, error)
 
     return unary
+
+
+class _Captured:
+    """Stands in for the server while a generated ``add_*_to_server`` registers its handlers."""
+
+    service = ""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def add_to_server(
+    add: Callable[[Any, Any], None], servicer: Servicer, server: grpc.aio.Server
+) -> None:
+    """Register ``servicer`` with the generated ``add`` function, letting the methods named in
+    ``ENCODED_RESPONSES`` yield encoded bytes as well as messages."""
+    captured = _Captured()
+    add(servicer, captured)
+    handlers = {
+        name: handler._replace(  # type: ignore[attr-defined]  # grpc's handlers are namedtuples
+            response_serializer=_encoded_or(handler.response_serializer)
+        )
+        if name in servicer.ENCODED_RESPONSES
+        else handler
+        for name, handler in captured.handlers.items()
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(captured.service, handlers),)
+    )
+    server.add_registered_method_handlers(captured.service, handlers)
+
+
+def _encoded_or(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
+    assert serialize is not None
+
+    def serializer(message: Any) -> bytes:
+        return message if type(message) is bytes else serialize(message)
+
+    return serializer

@@ -226,15 +226,31 @@ def _set_time(target: object, name: str, value: datetime | None) -> None:
         getattr(target, name).FromDatetime(value)
 
 
+# Bands change far less often than they are sent (every decision carries them): each Bands value
+# is rendered once and copied after that (bounded; keyed by identity, checked against reuse).
+_RENDERED_BANDS: dict[int, tuple[Bands, pb.PriceBand]] = {}
+_MAX_RENDERED_BANDS = 65_536
+
+
 def band(bands: Bands | None, into: pb.PriceBand) -> None:
     if bands is None:
         return
-    into.lower = str(bands.lower)
-    into.upper = str(bands.upper)
-    into.reference_price = str(bands.reference_price)
-    into.source = BAND_SOURCES[bands.source]
+    found = _RENDERED_BANDS.get(id(bands))
+    if found is not None and found[0] is bands:
+        into.CopyFrom(found[1])
+        return
+    rendered = pb.PriceBand(
+        lower=str(bands.lower),
+        upper=str(bands.upper),
+        reference_price=str(bands.reference_price),
+        source=BAND_SOURCES[bands.source],
+    )
     if bands.parameter is not None:
-        into.parameter = str(bands.parameter)
+        rendered.parameter = str(bands.parameter)
+    if len(_RENDERED_BANDS) >= _MAX_RENDERED_BANDS:
+        _RENDERED_BANDS.clear()
+    _RENDERED_BANDS[id(bands)] = (bands, rendered)
+    into.CopyFrom(rendered)
 
 
 def symbol_state(engine: MarketStateEngine, state: SymbolState, now: datetime) -> pb.SymbolState:
@@ -310,7 +326,7 @@ def decision(value: Decision, into: pretrade_pb.CheckOrderResponse, latency_ns: 
         into.phase = PHASES[value.phase]
     band(value.bands, into.band)
     into.short_sale_restricted = value.short_sale_restricted
-    into.decided_at.FromDatetime(value.decided_at)
+    convert.to_timestamp(value.decided_at, into.decided_at)
     into.decision_latency_ns = latency_ns
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -12,16 +11,18 @@ from gateway._pb.execgw.v1.common_pb2 import Reason
 from gateway.api import convert, market_convert
 from gateway.api.base import Context, Servicer
 from gateway.domain.feed import EventRefused
-from gateway.halt_guard import MARKET_TOPIC, HaltGuard, StateUpdate
+from gateway.halt_guard import MARKET_TOPIC, EncodedUpdate, HaltGuard
 from gateway.metrics import Metrics
 from gateway.state_stream import Update
 
 MAX_REJECTIONS_LISTED = 100
 MIN_HEARTBEAT_MS = 100
+_CONFLATED = pb.MarketStateUpdate(conflated=True).SerializeToString()
 
 
 class MarketStateServicer(Servicer, pb_grpc.MarketStateServiceServicer):
     SERVICE = pb.DESCRIPTOR.services_by_name["MarketStateService"]
+    ENCODED_RESPONSES = frozenset({"SubscribeMarketState"})
 
     def __init__(self, metrics: Metrics, guard: HaltGuard, heartbeat_seconds: float = 5.0) -> None:
         super().__init__(metrics)
@@ -79,18 +80,14 @@ class MarketStateServicer(Servicer, pb_grpc.MarketStateServiceServicer):
         return update
 
     @staticmethod
-    def _message(update: Update[StateUpdate], now: datetime) -> pb.MarketStateUpdate:
-        message = pb.MarketStateUpdate(sequence=update.sequence, conflated=update.conflated)
-        message.time.FromDatetime(now)
-        if isinstance(update.value, pb.SymbolUpdate):
-            message.symbol.CopyFrom(update.value)
-        else:
-            message.market.CopyFrom(update.value)
-        return message
+    def _message(update: Update[EncodedUpdate]) -> bytes:
+        # Appending a field to an encoded message sets it (protobuf merges concatenations).
+        return update.value + _CONFLATED if update.conflated else update.value
 
-    async def SubscribeMarketState(
+    # Yields encoded updates too (ENCODED_RESPONSES), which the generated signature cannot say.
+    async def SubscribeMarketState(  # type: ignore[override]
         self, request: pb.SubscribeMarketStateRequest, context: Context
-    ) -> AsyncIterator[pb.MarketStateUpdate]:
+    ) -> AsyncIterator[pb.MarketStateUpdate | bytes]:
         problems: convert.Problems = []
         for i, symbol in enumerate(request.symbols):
             convert.symbol(symbol, f"symbols[{i}]", problems)
@@ -116,21 +113,19 @@ class MarketStateServicer(Servicer, pb_grpc.MarketStateServiceServicer):
                 yield self._snapshot(symbols, start.resync, start.sequence, self.guard.now())
             for update in start.replay:
                 last = update.sequence
-                yield self._message(update, self.guard.now())
+                yield self._message(update)
             while True:
-                try:
-                    updates = await asyncio.wait_for(subscription.wait_updates(), heartbeat)
-                except TimeoutError:
+                updates = await subscription.wait_updates(heartbeat)
+                if updates is None:
                     beat = pb.MarketStateUpdate(sequence=last, heartbeat=pb.Heartbeat())
                     beat.time.FromDatetime(self.guard.now())
                     yield beat
                     continue
                 if not updates:
                     return
-                now = self.guard.now()
                 for update in updates:
                     last = update.sequence
-                    yield self._message(update, now)
+                    yield self._message(update)
         finally:
             subscription.close()
             self.metrics.subscribers.dec()

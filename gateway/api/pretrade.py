@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from gateway._pb.execgw.v1 import pretrade_pb2 as pb
@@ -136,11 +135,8 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
                 if working is not None and working.state.is_open:
                     yield update.value
             while True:
-                try:
-                    updates = await asyncio.wait_for(
-                        subscription.wait_updates(), self.heartbeat_seconds
-                    )
-                except TimeoutError:
+                updates = await subscription.wait_updates(self.heartbeat_seconds)
+                if updates is None:
                     beat = pb.OrderInstruction(sequence=last, heartbeat=True)
                     beat.issued_at.FromDatetime(self.guard.now())
                     yield beat

@@ -26,13 +26,14 @@ Decisions:
 
 from __future__ import annotations
 
-import enum
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
 from gateway.domain.orders import OrderType
+from gateway.domain.vocabulary import Vocabulary
 
 AUCTION_ENTRY_CUTOFF = "AUCTION_ENTRY_CUTOFF"
 AUCTION_NOT_AVAILABLE = "AUCTION_NOT_AVAILABLE"
@@ -64,7 +65,7 @@ class SessionTimes(Protocol):
     def close_shift(self) -> timedelta: ...
 
 
-class Phase(enum.Enum):
+class Phase(Vocabulary):
     """Scheduled phase of the listing exchange's day."""
 
     PRE_OPEN = "PRE_OPEN"
@@ -206,25 +207,90 @@ class _TypeTimes:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """The answers of the rules below for every instant between two consecutive schedule instants.
+
+    Every rule compares ``now`` with the schedule's instants through half-open intervals
+    (``start <= now < end``), so the answers are constant between two consecutive instants: they
+    are worked out once per interval, from the rules themselves, instead of on every order.
+    """
+
+    phase: Phase
+    entry: Mapping[OrderType, str | None]
+    no_cancel: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Schedule:
     """Every instant the rules below compare against, for one session and listing exchange."""
 
+    session: SessionTimes
     opening_auction_start: datetime
     closing_auction_start: datetime
     cross_end: datetime
     types: Mapping[OrderType, _TypeTimes]
+    # Sorted distinct instants, and the answers per interval between them (filled when asked).
+    instants: tuple[datetime, ...] = ()
+    windows: list[Window | None] = field(default_factory=list)
+
+    def window(self, now: datetime) -> Window:
+        """The answers at ``now`` (an instant on the session's trade date)."""
+        index = bisect_right(self.instants, now)
+        found = self.windows[index]
+        if found is None:
+            # Any instant of the interval gives the answers; its first one, or just before the
+            # first schedule instant for the interval that has no start.
+            at = self.instants[index - 1] if index else self.instants[0] - _BEFORE
+            found = self.windows[index] = Window(
+                self._phase_at(at),
+                {t: self._entry_at(t, at) for t in OrderType},
+                self._no_cancel_at(at),
+            )
+        return found
+
+    def _phase_at(self, now: datetime) -> Phase:
+        if now < self.opening_auction_start:
+            return Phase.PRE_OPEN
+        if now < self.session.open_at:
+            return Phase.OPENING_AUCTION
+        if now < self.closing_auction_start:
+            return Phase.CONTINUOUS
+        if now < self.cross_end:
+            return Phase.CLOSING_AUCTION
+        return Phase.CLOSED
+
+    def _entry_at(self, order_type: OrderType, now: datetime) -> str | None:
+        session = self.session
+        if session.close_at <= now < self.cross_end:
+            return AUCTION_CROSS_IN_PROGRESS
+        if not order_type.is_auction_only:
+            return None if session.open_at <= now < session.close_at else SESSION_CLOSED
+        times = self.types.get(order_type)
+        if times is None or now >= times.auction_at:
+            return AUCTION_NOT_AVAILABLE
+        if now >= times.entry_cutoff:
+            return AUCTION_ENTRY_CUTOFF
+        return None
+
+    def _no_cancel_at(self, now: datetime) -> bool:
+        if self.session.close_at <= now < self.cross_end:
+            return True
+        return any(t.cancel_cutoff <= now < t.auction_at for t in self.types.values())
 
 
-_SCHEDULES: dict[tuple[int, str, object], tuple[AuctionSettings, _Schedule]] = {}
+_BEFORE = timedelta(microseconds=1)
+_SCHEDULES: dict[tuple[int, str, int], tuple[AuctionSettings, _Schedule]] = {}
 _MAX_SCHEDULES = 4096
 
 
 def _schedule(settings: AuctionSettings, listing_exchange: str, session: SessionTimes) -> _Schedule:
     # The pre-trade check asks these questions for every order: compute each session's instants
     # once per listing exchange instead of on every call.
-    key = (id(settings), listing_exchange, session)
+    # Keyed by identity (hashing a session costs more than the rules): the engine keeps one
+    # session object per day, and a stale entry of a reused id is caught by the checks.
+    key = (id(settings), listing_exchange, id(session))
     found = _SCHEDULES.get(key)
-    if found is not None and found[0] is settings:
+    if found is not None and found[0] is settings and found[1].session is session:
         return found[1]
     windows = settings.windows_for(listing_exchange)
     types = {}
@@ -247,16 +313,37 @@ def _schedule(settings: AuctionSettings, listing_exchange: str, session: Session
             if windows.closing_error_cancel_until is not None:
                 cancel = max(cancel, _closing(session, windows.closing_error_cancel_until))
         types[order_type] = _TypeTimes(auction_at, entry, cancel)
+    opening_start = settings.opening_auction_start(listing_exchange, session)
+    closing_start = settings.closing_auction_start(listing_exchange, session)
+    cross_end = session.close_at + settings.cross_grace
+    instants = {opening_start, closing_start, cross_end, session.open_at, session.close_at}
+    for times in types.values():
+        instants.update((times.auction_at, times.entry_cutoff, times.cancel_cutoff))
+    ordered = tuple(sorted(instants))
     schedule = _Schedule(
-        settings.opening_auction_start(listing_exchange, session),
-        settings.closing_auction_start(listing_exchange, session),
-        session.close_at + settings.cross_grace,
+        session,
+        opening_start,
+        closing_start,
+        cross_end,
         types,
+        ordered,
+        [None] * (len(ordered) + 1),
     )
     if len(_SCHEDULES) >= _MAX_SCHEDULES:
         _SCHEDULES.clear()
     _SCHEDULES[key] = (settings, schedule)
     return schedule
+
+
+def window_at(
+    listing_exchange: str,
+    now: datetime,
+    session: SessionTimes,
+    settings: AuctionSettings = DEFAULT_SETTINGS,
+) -> Window:
+    """Return every scheduled answer at ``now`` at once: phase, entry refusal per order type and
+    whether some order cannot be cancelled (what the functions below return one by one)."""
+    return _schedule(settings, listing_exchange, session).window(now)
 
 
 def scheduled_phase(
@@ -270,16 +357,7 @@ def scheduled_phase(
     CLOSING_AUCTION lasts from the closing auction start through the cross grace after the close;
     continuous trading goes on until the close within it.
     """
-    schedule = _schedule(settings, listing_exchange, session)
-    if now < schedule.opening_auction_start:
-        return Phase.PRE_OPEN
-    if now < session.open_at:
-        return Phase.OPENING_AUCTION
-    if now < schedule.closing_auction_start:
-        return Phase.CONTINUOUS
-    if now < schedule.cross_end:
-        return Phase.CLOSING_AUCTION
-    return Phase.CLOSED
+    return _schedule(settings, listing_exchange, session).window(now).phase
 
 
 def entry_refusal(
@@ -296,17 +374,7 @@ def entry_refusal(
     (after the type's entry cut-off, before its auction), ``SESSION_CLOSED`` (continuous order
     outside regular hours).
     """
-    schedule = _schedule(settings, listing_exchange, session)
-    if session.close_at <= now < schedule.cross_end:
-        return AUCTION_CROSS_IN_PROGRESS
-    if not order_type.is_auction_only:
-        return None if session.open_at <= now < session.close_at else SESSION_CLOSED
-    times = schedule.types.get(order_type)
-    if times is None or now >= times.auction_at:
-        return AUCTION_NOT_AVAILABLE
-    if now >= times.entry_cutoff:
-        return AUCTION_ENTRY_CUTOFF
-    return None
+    return _schedule(settings, listing_exchange, session).window(now).entry[order_type]
 
 
 def cancel_refusal(
@@ -343,10 +411,7 @@ def no_cancel_window(
     This drives the NO_CANCEL restriction: True during the closing cross and whenever any
     auction-only type is past its cancel cut-off and before its auction.
     """
-    schedule = _schedule(settings, listing_exchange, session)
-    if session.close_at <= now < schedule.cross_end:
-        return True
-    return any(t.cancel_cutoff <= now < t.auction_at for t in schedule.types.values())
+    return _schedule(settings, listing_exchange, session).window(now).no_cancel
 
 
 def imbalance_expected(

@@ -30,7 +30,6 @@ No JSON: a join and one hash cost about 3 us per fill (``benchmarks/bench_journa
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from decimal import Decimal
 
 from gateway.domain.fees import FeeBreakdown
 from gateway.domain.fills import Fill
+from gateway.domain.vocabulary import Vocabulary
 
 ENCODING_VERSION = 1
 GENESIS_HASH = bytes(32)
@@ -136,7 +136,7 @@ class ChainHead:
         return ChainedRow(row, self.row_hash, digest), ChainHead(self.chain_id, seq, digest)
 
 
-class AuditProblem(enum.Enum):
+class AuditProblem(Vocabulary):
     """Why a chain is broken (stable reason codes)."""
 
     ROW_CHANGED = "AUDIT_ROW_CHANGED"

@@ -6,16 +6,16 @@ The market-state engine applies them in order; one that would corrupt state is r
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 from gateway.domain.luld import Tier
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import ExecgwError
 
 
-class TradeType(enum.Enum):
+class TradeType(Vocabulary):
     REGULAR = "REGULAR"
     # Official opening print of the listing exchange: the first LULD reference price.
     OPENING = "OPENING"
@@ -24,7 +24,7 @@ class TradeType(enum.Enum):
     CLOSING = "CLOSING"
 
 
-class ResumptionPhase(enum.Enum):
+class ResumptionPhase(Vocabulary):
     # Quotes resume first; trading stays halted.
     QUOTES = "QUOTES"
     # Trading resumes through the listing exchange's reopening auction.

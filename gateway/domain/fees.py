@@ -18,7 +18,6 @@ Rounding (named, explicit):
 
 from __future__ import annotations
 
-import enum
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Protocol, TypeVar
 
 from gateway.domain.fills import Fill, FillKind, Liquidity
 from gateway.domain.prices import ONE_DOLLAR, PENNY, round_up, truncate
+from gateway.domain.vocabulary import Vocabulary
 
 ZERO = Decimal(0)
 MICRO = Decimal("0.000001")
@@ -66,14 +66,14 @@ TAF_RATES: tuple[TafRate, ...] = (
 )
 
 
-class SecFeeMode(enum.Enum):
+class SecFeeMode(Vocabulary):
     """Whether the Section 31 rounding applies to each trade or to a day's sales (broker choice)."""
 
     PER_TRADE = "PER_TRADE"
     PER_DAY = "PER_DAY"
 
 
-class CommissionKind(enum.Enum):
+class CommissionKind(Vocabulary):
     PER_SHARE = "PER_SHARE"
     BASIS_POINTS = "BASIS_POINTS"
 

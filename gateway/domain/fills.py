@@ -8,13 +8,13 @@ transaction time in exchange time (America/New_York).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from gateway.domain.orders import Side
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import FieldViolation, InvalidArgument
 
 EXCHANGE_TIMEZONE = ZoneInfo("America/New_York")
@@ -22,7 +22,7 @@ EXCHANGE_TIMEZONE = ZoneInfo("America/New_York")
 DEFAULT_MAX_FUTURE_SKEW = timedelta(seconds=60)
 
 
-class Liquidity(enum.Enum):
+class Liquidity(Vocabulary):
     """Liquidity flag of a fill (FIX tag 851 family): decides the venue fee or rebate."""
 
     ADDED = "ADDED"
@@ -31,7 +31,7 @@ class Liquidity(enum.Enum):
     AUCTION = "AUCTION"
 
 
-class FillKind(enum.Enum):
+class FillKind(Vocabulary):
     """A new execution, or a record that replaces (CORRECTION) or reverses (BUST) an earlier one."""
 
     NEW = "NEW"

@@ -15,15 +15,15 @@ trading) the feed carries separately, so they are not quotation-only by code.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import ExecgwError
 
 
-class HaltClass(enum.Enum):
+class HaltClass(Vocabulary):
     NEWS = "NEWS"
     VOLATILITY = "VOLATILITY"
     REGULATORY = "REGULATORY"

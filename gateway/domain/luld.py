@@ -7,7 +7,6 @@ are ``Decimal``; time is an argument (aware datetimes), never read from a clock.
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from decimal import Decimal
 
 from gateway.domain.calendar import Session
 from gateway.domain.prices import PENNY, round_half_up
+from gateway.domain.vocabulary import Vocabulary
 
 _ZERO = Decimal(0)
 _NO_TIME = timedelta(0)
@@ -27,14 +27,14 @@ _LOW_BRACKET_CAP = Decimal("0.15")
 _LOW_BRACKET_FRACTION = Decimal("0.75")
 
 
-class Tier(enum.Enum):
+class Tier(Vocabulary):
     """LULD tier of a symbol, from reference data."""
 
     TIER_1 = "TIER_1"  # S&P 500, Russell 1000 and selected ETPs
     TIER_2 = "TIER_2"  # every other NMS stock
 
 
-class LimitState(enum.Enum):
+class LimitState(Vocabulary):
     """Quote state of a symbol against its bands."""
 
     NONE = "NONE"
@@ -43,7 +43,7 @@ class LimitState(enum.Enum):
     STRADDLE = "STRADDLE"
 
 
-class BandSource(enum.Enum):
+class BandSource(Vocabulary):
     """Where a pair of bands came from."""
 
     COMPUTED = "COMPUTED"  # by this gateway, from the reference price

@@ -24,7 +24,6 @@ check runs before anything is changed.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -61,9 +60,10 @@ from gateway.domain.luld import (
 )
 from gateway.domain.quotes import QuoteBook, VenueQuote
 from gateway.domain.short_sale import ShortSaleSettings, ShortSaleState
+from gateway.domain.vocabulary import Vocabulary
 
 
-class ChangeKind(enum.Enum):
+class ChangeKind(Vocabulary):
     HALT = "HALT"
     PAUSE = "PAUSE"
     RESUME = "RESUME"
@@ -76,7 +76,7 @@ class ChangeKind(enum.Enum):
     REFERENCE_DATA = "REFERENCE_DATA"
 
 
-class Phase(enum.Enum):
+class Phase(Vocabulary):
     PRE_OPEN = "PRE_OPEN"
     OPENING_AUCTION = "OPENING_AUCTION"
     CONTINUOUS = "CONTINUOUS"

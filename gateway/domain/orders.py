@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
+from gateway.domain.vocabulary import Vocabulary
 
-class Side(enum.Enum):
+
+class Side(Vocabulary):
     BUY = "BUY"
     SELL = "SELL"
     SELL_SHORT = "SELL_SHORT"
@@ -26,7 +27,7 @@ class Side(enum.Enum):
         return self in (Side.SELL_SHORT, Side.SELL_SHORT_EXEMPT)
 
 
-class OrderType(enum.Enum):
+class OrderType(Vocabulary):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
     MARKET_ON_OPEN = "MARKET_ON_OPEN"
@@ -79,7 +80,7 @@ class Reason:
     field: str = ""
 
 
-class TimeInForce(enum.Enum):
+class TimeInForce(Vocabulary):
     DAY = "DAY"
     IOC = "IOC"
     FOK = "FOK"

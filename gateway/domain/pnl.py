@@ -35,7 +35,6 @@ r = mid at the first fill (d without market data), end price e = mid when the or
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -48,13 +47,14 @@ from gateway.domain.fills import Fill, FillKey
 from gateway.domain.orders import Side
 from gateway.domain.positions import CostMethod, PositionBook, PositionKey, PositionLedger
 from gateway.domain.prices import PENNY
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import FailedPrecondition
 
 ZERO = Decimal(0)
 DEFAULT_MARKOUT_HORIZON = timedelta(seconds=60)
 
 
-class PnlGrouping(enum.Enum):
+class PnlGrouping(Vocabulary):
     ACCOUNT = "ACCOUNT"
     SYMBOL = "SYMBOL"
     VENUE = "VENUE"

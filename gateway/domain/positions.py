@@ -19,7 +19,6 @@ arrives (the same on replay). A second record with a known (venue, exec_id) chan
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from gateway.domain.fills import Fill, FillKey, FillKind
+from gateway.domain.vocabulary import Vocabulary
 
 ZERO = Decimal(0)
 _AVERAGE_COST_PLACES = Decimal("0.000001")
@@ -36,7 +36,7 @@ PositionKey = tuple[str, str]
 """(account, symbol)."""
 
 
-class CostMethod(enum.Enum):
+class CostMethod(Vocabulary):
     AVERAGE = "AVERAGE"
     FIFO = "FIFO"
 
@@ -77,7 +77,7 @@ class Position:
         return self.quantity * mark - self.cost_basis
 
 
-class FillOutcome(enum.Enum):
+class FillOutcome(Vocabulary):
     APPLIED = "APPLIED"
     DUPLICATE = "DUPLICATE"
     # A correction or bust of a fill not seen yet: applied when that fill arrives.

@@ -30,7 +30,6 @@ Restrictions (what the symbol accepts right now), derived from the rules:
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,10 +41,11 @@ from gateway.domain.market_state import MarketStateEngine, Phase, SymbolState
 from gateway.domain.orders import OrderRequest, OrderType, Reason, Side, TimeInForce
 from gateway.domain.prices import default_tick, is_on_tick
 from gateway.domain.short_sale import SHORT_SALE_PRICE_TEST, check_short_sale
+from gateway.domain.vocabulary import Vocabulary
 from gateway.domain.working_orders import WorkingOrder
 
 
-class Restriction(enum.Enum):
+class Restriction(Vocabulary):
     MARKET_ONLY = "MARKET_ONLY"
     LIMIT_ONLY = "LIMIT_ONLY"
     AUCTION_ONLY = "AUCTION_ONLY"
@@ -53,7 +53,7 @@ class Restriction(enum.Enum):
     NO_NEW_ORDERS = "NO_NEW_ORDERS"
 
 
-class OutsideBandPolicy(enum.Enum):
+class OutsideBandPolicy(Vocabulary):
     # A buy limit above the upper band (sell below the lower) cannot execute now: refuse it.
     REFUSE = "REFUSE"
     # Let it out to rest at the venue; it executes only once the bands move.
@@ -82,9 +82,14 @@ _LIMIT = "order.limit_price"
 
 
 def restrictions(
-    engine: MarketStateEngine, state: SymbolState, now: datetime, phase: Phase | None = None
+    engine: MarketStateEngine,
+    state: SymbolState,
+    now: datetime,
+    phase: Phase | None = None,
+    window: auctions.Window | None = None,
 ) -> list[Restriction]:
-    """The restrictions in force for ``state`` at ``now`` (``phase``: when already known)."""
+    """The restrictions in force for ``state`` at ``now`` (``phase`` and ``window``, the listing
+    exchange's scheduled answers at ``now``: when already known)."""
     if phase is None:
         phase = engine.phase(state, now)
     found: list[Restriction] = []
@@ -92,13 +97,15 @@ def restrictions(
         found.append(Restriction.NO_NEW_ORDERS)
     elif phase in (Phase.PRE_OPEN, Phase.OPENING_AUCTION, Phase.QUOTATION_ONLY):
         found.append(Restriction.AUCTION_ONLY)
-    session = engine.session(now)
-    if session is None or state.reference is None:
-        return found
-    listing = state.reference.listing_exchange
-    settings = engine.settings.auctions
-    continuous = auctions.entry_refusal(OrderType.LIMIT, listing, now, session, settings)
-    if continuous == "AUCTION_CROSS_IN_PROGRESS":
+    if window is None:
+        session = engine.session(now)
+        if session is None or state.reference is None:
+            return found
+        window = auctions.window_at(
+            state.reference.listing_exchange, now, session, engine.settings.auctions
+        )
+    entry = window.entry
+    if entry[OrderType.LIMIT] == auctions.AUCTION_CROSS_IN_PROGRESS:
         found.extend(
             r for r in (Restriction.NO_NEW_ORDERS, Restriction.NO_CANCEL) if r not in found
         )
@@ -106,11 +113,11 @@ def restrictions(
     if state.limit.state in (LimitState.LIMIT_UP, LimitState.LIMIT_DOWN) and not found:
         found.append(Restriction.LIMIT_ONLY)
     if phase in (Phase.PRE_OPEN, Phase.OPENING_AUCTION):
-        moo = auctions.entry_refusal(OrderType.MARKET_ON_OPEN, listing, now, session, settings)
-        loo = auctions.entry_refusal(OrderType.LIMIT_ON_OPEN, listing, now, session, settings)
+        moo = entry[OrderType.MARKET_ON_OPEN]
+        loo = entry[OrderType.LIMIT_ON_OPEN]
         if moo is not None and loo is None:
             found.append(Restriction.LIMIT_ONLY)
-    if auctions.no_cancel_window(listing, now, session, settings):
+    if window.no_cancel:
         found.append(Restriction.NO_CANCEL)
     return found
 
@@ -146,17 +153,26 @@ def check_order(
             )
         )
     phase = engine.phase(state, now)
-    found = restrictions(engine, state, now, phase)
-    restricted = session is not None and state.ssr.is_restricted(session.trade_date)
-    if session is not None:
-        reasons.extend(_halt_reasons(state, order))
-        reasons.extend(_entry_reasons(engine, state, order, now, session))
+    if session is None:
+        found = restrictions(engine, state, now, phase)
+        restricted = False
+    else:
+        window = auctions.window_at(
+            reference.listing_exchange, now, session, engine.settings.auctions
+        )
+        found = restrictions(engine, state, now, phase, window)
+        restricted = state.ssr.is_restricted(session.trade_date)
+        if state.halt is not None:
+            reasons.extend(_halt_reasons(state, order))
+        reasons.extend(_entry_reasons(state, order, now, session, window))
         continuous = not order.order_type.is_auction_only
         if continuous and state.halt is None and phase is not Phase.CLOSED:
             # An auction's price is not bound by the bands before it.
             reasons.extend(_price_reasons(state, order, settings))
-    reasons.extend(_venue_reasons(state, order))
-    reasons.extend(_tick_reasons(state, order))
+    if order.venue:
+        reasons.extend(_venue_reasons(state, order))
+    if order.limit_price is not None:
+        reasons.extend(_tick_reasons(state, order))
     if restricted:
         nbbo = state.book.nbbo
         for code in check_short_sale(
@@ -172,7 +188,7 @@ def check_order(
             reasons.append(Reason(code, _short_sale_message(code, order, nbbo.bid_price), field))
     return Decision(
         not reasons,
-        tuple(_unique(reasons)),
+        tuple(_unique(reasons)) if reasons else (),
         tuple(found),
         phase,
         state.bands,
@@ -242,22 +258,20 @@ def _halt_reasons(state: SymbolState, order: OrderRequest) -> list[Reason]:
 
 
 def _entry_reasons(
-    engine: MarketStateEngine,
     state: SymbolState,
     order: OrderRequest,
     now: datetime,
     session: Session,
+    window: auctions.Window,
 ) -> list[Reason]:
     """The order-entry windows: regular hours for continuous orders, auction windows otherwise."""
     assert state.reference is not None
     listing = state.reference.listing_exchange
-    refusal = auctions.entry_refusal(
-        order.order_type, listing, now, session, engine.settings.auctions
-    )
+    refusal = window.entry[order.order_type]
     reasons = []
     if not order.order_type.is_auction_only:
         # Decision (auctions): the gateway handles regular hours only.
-        if not session.is_open(now):
+        if not session.open_at <= now < session.close_at:
             when = "have not started" if now < session.open_at else "are over"
             reasons.append(
                 Reason(

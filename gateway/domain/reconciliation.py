@@ -27,7 +27,6 @@ Breaks (``expected`` = journal, ``actual`` = broker, ``difference`` = actual - e
 from __future__ import annotations
 
 import csv
-import enum
 import io
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from gateway.domain.fees import FeeBreakdown
 from gateway.domain.fills import Fill, FillKey
 from gateway.domain.positions import PositionKey
 from gateway.domain.prices import PENNY
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import FieldViolation, InvalidArgument
 
 CASH_SYMBOL = "$CASH"
@@ -45,7 +45,7 @@ STATEMENT_HEADER = ("account", "symbol", "quantity")
 ZERO = Decimal(0)
 
 
-class BreakKind(enum.Enum):
+class BreakKind(Vocabulary):
     MISSING_FILL = "MISSING_FILL"
     QUANTITY_MISMATCH = "QUANTITY_MISMATCH"
     CASH_MISMATCH = "CASH_MISMATCH"

@@ -7,7 +7,6 @@ order events). Bad input is refused with a typed error, never decided on.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import secrets
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from gateway.domain.splitting import (
 )
 from gateway.domain.venue_health import VenueHealth
 from gateway.domain.venues import VenueProfile, VenueSet, VenueStatus
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import FailedPrecondition, InvalidArgument
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
@@ -167,7 +167,7 @@ class RoutingDecision:
         )
 
 
-class RemainderPrice(enum.Enum):
+class RemainderPrice(Vocabulary):
     """Where the posted remainder of a sweep rests."""
 
     LAST_SWEPT = "LAST_SWEPT"  # the last price the sweep took: cheaper, fills less

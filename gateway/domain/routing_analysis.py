@@ -18,7 +18,6 @@ against the arrival mid: ``side x (price - mid) + fee`` (a rebate is a negative 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -28,12 +27,13 @@ from gateway.domain.prices import PENNY, SUB_PENNY
 from gateway.domain.quotes import VenueQuote
 from gateway.domain.router import RoutingDecision
 from gateway.domain.venues import VenueFees
+from gateway.domain.vocabulary import Vocabulary
 
 ZERO = Decimal(0)
 QUANTUM = Decimal("0.000001")
 
 
-class Liquidity(enum.Enum):
+class Liquidity(Vocabulary):
     """Liquidity flag of a fill (proto ``Liquidity``)."""
 
     ADDED = "ADDED"

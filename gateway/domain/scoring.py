@@ -7,17 +7,17 @@ multipliers on the base weights, renormalised to sum to 1; every combination is 
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal
 
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import ConfigurationError
 
 
-class RoutingFactor(enum.Enum):
+class RoutingFactor(Vocabulary):
     """A scored factor (proto ``RoutingFactor``), in the order of every per-factor tuple."""
 
     SPREAD = "SPREAD"
@@ -56,7 +56,7 @@ class ScoringWeights:
         return (self.spread, self.latency, self.fees, self.fill_probability)
 
 
-class SizeTier(enum.Enum):
+class SizeTier(Vocabulary):
     """Order size class (proto ``SizeTier``)."""
 
     SMALL = "SMALL"

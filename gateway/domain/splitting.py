@@ -11,16 +11,16 @@ exception) and are left out by the caller.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
 from gateway.domain.orders import OrderType
+from gateway.domain.vocabulary import Vocabulary
 
 
-class ChildRole(enum.Enum):
+class ChildRole(Vocabulary):
     """Proto ``ChildRole``."""
 
     TAKE = "TAKE"  # takes displayed liquidity at the venue's quote

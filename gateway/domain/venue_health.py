@@ -8,7 +8,6 @@ recorded or when the state is read with a later ``now``.
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,10 +15,11 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from gateway.domain.venues import VenueSet, VenueStatus
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import ConfigurationError
 
 
-class VenueEventKind(enum.Enum):
+class VenueEventKind(Vocabulary):
     ACK = "ACK"
     FILL = "FILL"
     REJECT = "REJECT"

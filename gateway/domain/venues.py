@@ -8,7 +8,6 @@ the router precomputes per-version tables from it.
 
 from __future__ import annotations
 
-import enum
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -20,12 +19,13 @@ from typing import Any
 
 from gateway.domain.access_fees import AccessFeeCapTable
 from gateway.domain.prices import ONE_DOLLAR
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import ConfigurationError, NotFound
 
 ZERO = Decimal(0)
 
 
-class VenueStatus(enum.Enum):
+class VenueStatus(Vocabulary):
     """Routing status of a venue (proto ``VenueStatus``)."""
 
     UP = "UP"

@@ -29,16 +29,16 @@ order recorded first, different content raises AlreadyExists (DUPLICATE_CLIENT_O
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.domain.orders import OrderRequest, Reason
+from gateway.domain.vocabulary import Vocabulary
 from gateway.errors import AlreadyExists, InvalidArgument, NotFound
 
 
-class OrderState(enum.Enum):
+class OrderState(Vocabulary):
     PENDING_NEW = "PENDING_NEW"
     WORKING = "WORKING"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
@@ -65,7 +65,7 @@ _OPEN = frozenset(
 )
 
 
-class OrderEventType(enum.Enum):
+class OrderEventType(Vocabulary):
     ACKNOWLEDGED = "ACKNOWLEDGED"
     REJECTED = "REJECTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"

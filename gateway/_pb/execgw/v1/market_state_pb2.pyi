@@ -934,7 +934,11 @@ class MarketStateUpdate(_message.Message):
     conflated: _builtins.bool
     """Updates were conflated for this subscriber since its previous message."""
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway published the update (its exchange clock; the feed's time with
+        market_clock=feed); for a snapshot or a heartbeat, when it was sent.
+        """
+
     @_builtins.property
     def snapshot(self) -> Global___Snapshot: ...
     @_builtins.property
