@@ -93,6 +93,12 @@ class Metrics:
             ["venue"],
             registry=self.registry,
         )
+        self.venue_profile_reloads = Counter(
+            "sor_venue_profile_reloads",
+            "Venue profile file reloads (SIGHUP or a changed file), by result (ok, refused)",
+            ["result"],
+            registry=self.registry,
+        )
         self.routing_accuracy = Gauge(
             "sor_routing_accuracy",
             "Share of analysed decisions whose venue was the hindsight-best (latest report)",

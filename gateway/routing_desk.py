@@ -6,11 +6,17 @@ Each decision reads the one ``QuoteBook`` the market-state engine keeps for the 
 clock. A decision is counted, timed and queued for storage with the book it used; the write
 happens off the hot path, in batches. Operator status changes and profile reloads swap in a new
 ``VenueSet`` version, which the router picks up at its next decision.
+
+The venue profile file is reloaded by ``reload_venue_file`` (SIGHUP, or ``watch_venue_file`` when
+its modification time changes): a file that fails validation is refused, logged with every
+problem and counted, and the profiles in force stay.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -30,6 +36,7 @@ from gateway.domain.scoring import SizeTier
 from gateway.domain.venue_health import BreakerState, VenueEvent, VenueEventKind
 from gateway.domain.venues import VenueProfile, VenueSet, VenueStatus, load_venues
 from gateway.domain.working_orders import OrderEvent, OrderEventType, WorkingOrder
+from gateway.errors import ConfigurationError
 from gateway.halt_guard import HaltGuard
 from gateway.metrics import Metrics
 from storage.errors import DatabaseUnavailable
@@ -79,6 +86,7 @@ class RoutingDesk:
         pool: asyncpg.Pool | None = None,
         analysis_settings: analysis.AnalysisSettings | None = None,
         query_timeout: float = 30.0,
+        venue_file: Path | None = None,
     ) -> None:
         self.guard = guard
         self.router = router
@@ -91,6 +99,8 @@ class RoutingDesk:
         # Metric children resolved once: a labels() lookup per decision costs microseconds.
         self._routed = metrics.routing_decisions.labels("routed")
         self._selections = {p.venue: metrics.venue_selections.labels(p.venue) for p in venues}
+        self.venue_file = venue_file
+        self._venue_file_stamp = _stamp(venue_file)
 
     @property
     def venues(self) -> VenueSet:
@@ -193,6 +203,43 @@ class RoutingDesk:
         log.info("venue profiles reloaded", extra={"version": venues.version})
         return venues
 
+    def reload_venue_file(self) -> bool:
+        """Reload ``venue_file`` (the SIGHUP and file-watch entry); never raises for a bad file.
+
+        A file that cannot be read or fails validation (a take fee above the Rule 610(c) cap in
+        force, say) is refused: the error is logged with every problem, counted in
+        ``sor_venue_profile_reloads_total{result="refused"}``, and the profiles in force stay.
+        Returns whether the new profiles are in force.
+        """
+        self._venue_file_stamp = _stamp(self.venue_file)
+        try:
+            venues = self.reload(self.venue_file)
+        except (ConfigurationError, OSError, UnicodeDecodeError) as exc:
+            problems = list(exc.problems) if isinstance(exc, ConfigurationError) else [str(exc)]
+            self.metrics.venue_profile_reloads.labels("refused").inc()
+            log.error(
+                "venue profile reload refused; the profiles in force stay",
+                extra={
+                    "reason": "INVALID_CONFIGURATION",
+                    "venue_file": str(self.venue_file or "(shipped)"),
+                    "problems": problems,
+                    "version": self._venues.version,
+                },
+            )
+            return False
+        self.metrics.venue_profile_reloads.labels("ok").inc()
+        log.info("venue profile file reloaded", extra={"venue_file": str(self.venue_file)})
+        return venues is self._venues
+
+    async def watch_venue_file(self, interval: float) -> None:
+        """Reload ``venue_file`` whenever its modification time (or size) changes; runs until
+        cancelled, checking every ``interval`` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            stamp = _stamp(self.venue_file)
+            if stamp is not None and stamp != self._venue_file_stamp:
+                self.reload_venue_file()
+
     def on_order_event(
         self, before: WorkingOrder, after: WorkingOrder, event: OrderEvent
     ) -> BreakerState | None:
@@ -270,7 +317,7 @@ class RoutingDesk:
             raise DatabaseUnavailable(f"routing report query took over {timeout}s") from exc
         fees = {p.venue: p.fees for p in self._venues}
         result = analysis.routing_report(
-            (_decision_record(d) for d in decisions),
+            (decision_record(d) for d in decisions),
             (f for f in map(_fill_record, fills) if f is not None),
             fees,
             self.analysis_settings,
@@ -278,6 +325,17 @@ class RoutingDesk:
         if result.decisions_with_fills:
             self.metrics.routing_accuracy.set(result.accuracy)
         return result
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """Modification time and size of ``path``; None when absent (or the shipped defaults)."""
+    if path is None:
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 class _Recorded:
@@ -336,7 +394,8 @@ class _Recorded:
         )
 
 
-def _decision_record(row: DecisionRow) -> analysis.DecisionRecord:
+def decision_record(row: DecisionRow) -> analysis.DecisionRecord:
+    """A stored routing decision as hindsight analysis (and P&L attribution) reads it."""
     mid = row.arrival_mid
     if mid is None:  # a one-sided book: the only side stands in for the mid
         mid = row.national_best_bid or row.national_best_offer or Decimal(0)

@@ -4,10 +4,14 @@ Pure functions over plain records. Costs are per share, positive = worse for the
 against the arrival mid: ``side x (price - mid) + fee`` (a rebate is a negative fee).
 
 - Realised cost of a decision: its fills, fees and rebates included.
-- Counterfactual cost at venue V: the whole filled quantity sent to V, from the stored snapshot:
-  V's displayed size at V's price plus V's take fee; the rest routed out by V to the next-best
-  displayed prices plus V's routed fee; and the shares V's quote would have faded on (its
-  hindsight fill rate, measured from the fills of the period) costed one tick worse, routed out.
+- Counterfactual cost at venue V: the decision's taken shares sent to V as a taking order, from
+  the stored snapshot. V trades nothing through a better displayed quote elsewhere (Reg NMS Rule
+  611): it routes out to those first at its routed fee, then fills V's displayed size at V's
+  price plus V's take fee, then routes the rest out to the next-best displayed prices; the shares
+  a quote would have faded on (its hindsight fill rate, measured from the fills of the period)
+  cost one tick worse, routed out. The decision's posted (ADDED) shares rest at V at the same
+  price with V's make rebate: a resting order is compared with resting elsewhere, never with
+  crossing the spread (its unfilled shares carry no cost in either).
 - Accurate: the decision's cost <= the cheapest counterfactual at any other venue + tolerance,
   where the decision's cost is its realised cost with the luck of fades taken out: the taking
   shares at each venue are costed at that venue's hindsight fill rate (at the quote) and its
@@ -219,11 +223,16 @@ def counterfactual_cost(
     fees: Mapping[str, VenueFees],
     fill_rates: Mapping[str, float],
 ) -> Decimal | None:
-    """Cost per share of sending ``quantity`` to ``venue`` from the snapshot; None if it showed
-    nothing on the side the order takes."""
+    """Cost per share of sending ``quantity`` to ``venue`` as a taking order, from the snapshot;
+    None if it showed nothing on the side the order takes.
+
+    ``venue`` trades no share through a better displayed quote elsewhere (Reg NMS Rule 611): it
+    routes the order out to those first at its routed fee, then fills against its own quote, then
+    routes the rest out to the next levels. Routed shares fade at their venue's hindsight rate,
+    one tick worse.
+    """
     is_buy = record.side is Side.BUY
-    quotes = {q.venue: q for q in record.snapshot}
-    own = quotes.get(venue)
+    own = next((q for q in record.snapshot if q.venue == venue), None)
     venue_fees = fees.get(venue)
     if own is None or venue_fees is None:
         return None
@@ -234,35 +243,23 @@ def counterfactual_cost(
     sign = 1 if is_buy else -1
     mid = record.arrival_mid
     tick = PENNY if price >= 1 else SUB_PENNY
-    at_quote = min(quantity, size)
-    faded = round(at_quote * (1.0 - fill_rates.get(venue, 1.0)))
-    filled_here = at_quote - faded
-    total = (sign * (price - mid) + venue_fees.take_fee(price)) * filled_here
-    # Faded shares and the quantity beyond the displayed size are routed out by the venue.
-    remaining = quantity - filled_here
-    faded_price = price + tick if is_buy else price - tick
-    total += (sign * (faded_price - mid) + venue_fees.routed_fee_per_share) * faded
-    remaining -= faded
-    if remaining:
-        # Routed out to the next-best displayed quotes, which fade at their own hindsight rates.
-        others = sorted(
-            (
-                (
-                    q.ask_price if is_buy else q.bid_price,
-                    q.ask_size if is_buy else q.bid_size,
-                    q.venue,
-                )
-                for q in record.snapshot
-                if q.venue != venue
-                and (q.ask_price if is_buy else q.bid_price) is not None
-                and (q.ask_size if is_buy else q.bid_size) > 0
-            ),
-            key=lambda level: sign * level[0],  # type: ignore[operator]
-        )
-        routed_fee = venue_fees.routed_fee_per_share
-        last = faded_price
-        for level_price, level_size, level_venue in others:
-            assert level_price is not None
+    routed_fee = venue_fees.routed_fee_per_share
+    levels: list[tuple[Decimal, int, str]] = []
+    for q in record.snapshot:
+        level_price, level_size = (q.ask_price, q.ask_size) if is_buy else (q.bid_price, q.bid_size)
+        if q.venue != venue and level_price is not None and level_size > 0:
+            levels.append((level_price, level_size, q.venue))
+    levels.sort(key=lambda level: sign * level[0])
+    better = [level for level in levels if sign * (level[0] - price) < 0]
+    total = ZERO
+    remaining = quantity
+    last = price
+
+    def route_out(out: Sequence[tuple[Decimal, int, str]]) -> None:
+        nonlocal total, remaining, last
+        for level_price, level_size, level_venue in out:
+            if not remaining:
+                return
             take = min(remaining, level_size)
             rate = Decimal(str(round(fill_rates.get(level_venue, 1.0), 6)))
             worse = level_price + tick if is_buy else level_price - tick
@@ -270,12 +267,39 @@ def counterfactual_cost(
             total += (sign * (expected_price - mid) + routed_fee) * take
             remaining -= take
             last = level_price
-            if not remaining:
-                break
-        if remaining:  # beyond the displayed book: one tick past the last level
-            worse = last + tick if is_buy else last - tick
-            total += (sign * (worse - mid) + routed_fee) * remaining
+
+    route_out(better)
+    if remaining:
+        at_quote = min(remaining, size)
+        faded = round(at_quote * (1.0 - fill_rates.get(venue, 1.0)))
+        total += (sign * (price - mid) + venue_fees.take_fee(price)) * (at_quote - faded)
+        # Faded shares are routed out by the venue one tick worse.
+        faded_price = price + tick if is_buy else price - tick
+        total += (sign * (faded_price - mid) + routed_fee) * faded
+        remaining -= at_quote
+        last = faded_price if faded else price
+        route_out(levels[len(better) :])
+    if remaining:  # beyond the displayed book: one tick past the last level
+        worse = last + tick if is_buy else last - tick
+        total += (sign * (worse - mid) + routed_fee) * remaining
     return total / quantity
+
+
+def posted_cost(
+    record: DecisionRecord, fills: Sequence[FillRecord], venue_fees: VenueFees
+) -> Decimal:
+    """Total cost of the decision's posted (ADDED) fills had they rested at another venue: the
+    same prices and shares, that venue's make rebate."""
+    sign = 1 if record.side is Side.BUY else -1
+    mid = record.arrival_mid
+    return sum(
+        (
+            (sign * (f.price - mid) - venue_fees.make_rebate(f.price)) * f.quantity
+            for f in fills
+            if f.liquidity is Liquidity.ADDED
+        ),
+        ZERO,
+    )
 
 
 def analyse_decision(
@@ -289,11 +313,23 @@ def analyse_decision(
     filled, realized = realized_cost(record, fills)
     if filled == 0:
         return None
+    # Taken shares go to each venue as a taking order; posted shares rest there at the same
+    # price (a resting order is compared with resting orders, not with crossing the spread);
+    # auction fills cost the same everywhere (only the listing exchange runs the auction).
+    posted = sum(f.quantity for f in fills if f.liquidity is Liquidity.ADDED)
+    auction = [f for f in fills if f.liquidity is Liquidity.AUCTION]
+    _, auction_cost = realized_cost(record, auction)
+    fixed = auction_cost * sum(f.quantity for f in auction)
+    taken = filled - posted - sum(f.quantity for f in auction)
     counterfactual: dict[str, Decimal] = {}
-    for venue in fees:
-        cost = counterfactual_cost(record, venue, filled, fees, fill_rates)
-        if cost is not None:
-            counterfactual[venue] = cost
+    for venue, venue_fees in fees.items():
+        total = fixed + posted_cost(record, fills, venue_fees)
+        if taken:
+            cost = counterfactual_cost(record, venue, taken, fees, fill_rates)
+            if cost is None:
+                continue
+            total += cost * taken
+        counterfactual[venue] = total / filled
     others = {v: c for v, c in counterfactual.items() if v != record.venue}
     chosen = choice_cost(record, fills, fees, fill_rates)
     best_other = min(others.values()) if others else chosen
@@ -324,6 +360,17 @@ def routing_report(
 ) -> RoutingReport:
     """Analyse every decision linked to fills (by decision id) into a report."""
     settings = settings or AnalysisSettings()
+    count, costs = decision_costs(records, fills, fees, settings)
+    return report_of(count, costs, settings)
+
+
+def decision_costs(
+    records: Iterable[DecisionRecord],
+    fills: Iterable[FillRecord],
+    fees: Mapping[str, VenueFees],
+    settings: AnalysisSettings,
+) -> tuple[int, list[DecisionCost]]:
+    """Return the number of decisions and the hindsight costs of those with fills."""
     fills = list(fills)
     by_decision: dict[str, list[FillRecord]] = {}
     for fill in fills:
@@ -338,6 +385,20 @@ def routing_report(
             cost = analyse_decision(record, linked, fees, rates, settings)
             if cost is not None:
                 costs.append(cost)
+    return count, costs
+
+
+def hindsight_best_cost(costs: Sequence[DecisionCost]) -> Decimal:
+    """Cost per share of an oracle that sent each decision to its cheapest counterfactual venue:
+    the most any venue choice could have saved on these decisions."""
+    shares = sum(c.filled for c in costs)
+    return _weighted(costs, shares, lambda c: min(c.counterfactual.values(), default=ZERO))
+
+
+def report_of(
+    count: int, costs: Sequence[DecisionCost], settings: AnalysisSettings
+) -> RoutingReport:
+    """Aggregate per-decision costs (``decision_costs``) into a report."""
     shares = sum(c.filled for c in costs)
     realized = _weighted(costs, shares, lambda c: c.realized_cost_per_share)
     listing = _weighted(costs, shares, lambda c: c.listing_cost_per_share)

@@ -18,23 +18,27 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
-from gateway.domain.fill_probability import FillProbabilityModel
+from gateway.domain.fill_probability import FillProbabilityModel, FillProbabilitySettings
 from gateway.domain.orders import OrderRequest, OrderType, Side
 from gateway.domain.prices import PENNY
 from gateway.domain.quotes import QuoteBook, VenueQuote
-from gateway.domain.router import Router, RouterSettings, RoutingDecision, RoutingRefused
+from gateway.domain.router import Router, RouterSettings, RoutingRefused
 from gateway.domain.routing_analysis import (
     AnalysisSettings,
+    DecisionCost,
     DecisionRecord,
     FillRecord,
     Liquidity,
     RoutingReport,
+    decision_costs,
     decision_record,
-    routing_report,
+    report_of,
 )
-from gateway.domain.splitting import ChildRole
-from gateway.domain.venue_health import VenueEvent, VenueEventKind, VenueHealth
+from gateway.domain.scoring import SizeTier
+from gateway.domain.splitting import ChildOrder, ChildRole
+from gateway.domain.venue_health import HealthSettings, VenueEvent, VenueEventKind, VenueHealth
 from gateway.domain.venues import VenueProfile, VenueSet
 
 
@@ -71,6 +75,7 @@ class SimulatedDay:
     refusals: Counter[str]
     fallbacks: int
     children: int
+    costs: tuple[DecisionCost, ...] = ()  # per decision with fills, as the report used them
 
 
 @dataclass(slots=True)
@@ -84,12 +89,15 @@ def simulate_day(
     venues: VenueSet,
     settings: SimulationSettings | None = None,
     router_settings: RouterSettings | None = None,
+    *,
+    health_settings: HealthSettings | None = None,
+    fill_settings: FillProbabilitySettings | None = None,
 ) -> SimulatedDay:
     """Drive ``settings.orders`` orders over ``settings.symbols`` symbols through a new router."""
     settings = settings or SimulationSettings()
     rng = random.Random(settings.seed)
-    fill_model = FillProbabilityModel(venues)
-    health = VenueHealth(venues)
+    fill_model = FillProbabilityModel(venues, fill_settings)
+    health = VenueHealth(venues, health_settings)
     router = Router(router_settings or RouterSettings(), fill_model, health)
     profiles = {p.venue: p for p in venues}
     listings: list[str] = [v for v in ("NASDAQ", "NYSE", "NYSE_ARCA") if v in profiles]
@@ -136,8 +144,12 @@ def simulate_day(
                 in_outage=in_outage,
             )
         )
-    report = routing_report(decisions, fills, {p.venue: p.fees for p in venues}, settings.analysis)
-    return SimulatedDay(tuple(decisions), tuple(fills), report, refusals, fallbacks, children)
+    fees = {p.venue: p.fees for p in venues}
+    count, costs = decision_costs(decisions, fills, fees, settings.analysis)
+    report = report_of(count, costs, settings.analysis)
+    return SimulatedDay(
+        tuple(decisions), tuple(fills), report, refusals, fallbacks, children, tuple(costs)
+    )
 
 
 def _book(
@@ -198,7 +210,7 @@ def _order(rng: random.Random, n: int, symbol: _Symbol, book: QuoteBook) -> Orde
 
 
 def _execute(
-    decision: RoutingDecision,
+    decision: RoutedOrder,
     book: QuoteBook,
     *,
     rng: random.Random,
@@ -286,3 +298,49 @@ def _execute(
             if filled:
                 emit(child.venue, filled, price, -fees.make_rebate(price), Liquidity.ADDED)
     return out
+
+
+class RoutedOrder(Protocol):
+    """What the simulated venues need of a routing decision (a ``RoutingDecision`` has it)."""
+
+    @property
+    def decision_id(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def size_tier(self) -> SizeTier: ...
+    @property
+    def national_best_bid(self) -> Decimal | None: ...
+    @property
+    def national_best_offer(self) -> Decimal | None: ...
+    @property
+    def child_orders(self) -> tuple[ChildOrder, ...]: ...
+
+
+class SimulatedVenues:
+    """The simulated venues on their own: they execute the child orders of decisions made
+    elsewhere (a gateway's, for an OMS simulation such as ``execgw demo``), with the same fill
+    model as ``simulate_day``. Deterministic for a given seed and sequence of calls."""
+
+    def __init__(self, venues: VenueSet, settings: SimulationSettings | None = None) -> None:
+        self.settings = settings or SimulationSettings()
+        self._rng = random.Random(self.settings.seed)
+        self._profiles = {p.venue: p for p in venues}
+        self._fill_model = FillProbabilityModel(venues)
+        self._health = VenueHealth(venues)
+
+    def execute(self, decision: RoutedOrder, book: QuoteBook, now: datetime) -> list[FillRecord]:
+        """The fills of ``decision``'s child orders against the venues' quotes in ``book``."""
+        return _execute(
+            decision,
+            book,
+            rng=self._rng,
+            profiles=self._profiles,
+            fill_model=self._fill_model,
+            health=self._health,
+            settings=self.settings,
+            now=now,
+            in_outage=False,
+        )

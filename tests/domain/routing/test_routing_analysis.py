@@ -112,3 +112,34 @@ def test_decision_record_then_keeps_snapshot_mid_and_primary_venue() -> None:
     assert record.venue == decision.child_orders[0].venue
     assert record.arrival_mid == Decimal("100.01")
     assert record.snapshot == decision.snapshot
+
+
+def test_counterfactual_at_venue_behind_the_best_then_routed_out_not_traded_through() -> None:
+    # NYSE shows 100.03 while NASDAQ and IEX show 100.02: an exchange may not trade through the
+    # better protected quotes (Rule 611); it routes out to them first, at its routed fee.
+    snapshot = tuple(
+        book(
+            [
+                ("NASDAQ", "100.00", 500, "100.02", 100),
+                ("NYSE", "100.00", 500, "100.03", 500),
+                ("IEX", "100.00", 500, "100.02", 100),
+            ]
+        )
+    )
+    record = DecisionRecord(
+        "d1", "AAPL", Side.BUY, 300, "NASDAQ", Decimal("100.01"), snapshot, "NYSE"
+    )
+    cost = counterfactual_cost(record, "NYSE", 300, FEES, {})
+    # 200 routed out at 100.02 (0.01 + 0.0030 routed fee), then 100 at NYSE's 100.03 + 0.00275.
+    assert cost == (Decimal("0.0130") * 200 + Decimal("0.02275") * 100) / 300
+
+
+def test_posted_fills_then_every_venue_rests_them_at_the_same_price_with_its_rebate() -> None:
+    record = _record("d1", "NASDAQ", quantity=100)
+    added = FillRecord("d1", "NASDAQ", 100, Decimal("100.00"), Decimal("-0.0020"), Liquidity.ADDED)
+    report = routing_report([record], [added], FEES)
+    # A resting order is compared with resting at the listing exchange (NYSE rebate 0.0012), not
+    # with crossing the spread there.
+    assert report.realized_cost_per_share == Decimal("-0.012000")
+    assert report.baseline_listing_cost_per_share == Decimal("-0.011200")
+    assert report.accuracy == 1.0
