@@ -1,6 +1,7 @@
 """The journal's ``execgw`` commands, run against a gateway at grpc_host:grpc_port.
 
-- ``execgw report pnl --start-date D [--end-date D] [--account A] [--symbol S] [--group-by K]``
+- ``execgw report pnl --start-date D [--end-date D] [--account A] [--symbol S] [--group-by K]
+  [--shortfall]``
 - ``execgw reconcile --date D --statement FILE.csv`` (statement format: ``parse_statement``)
 - ``execgw audit verify``
 
@@ -50,8 +51,23 @@ async def _call(settings: Settings, method: str, request: Any, timeout: float) -
             raise ExecgwError(f"{target}: {exc.code().name}: {exc.details()}") from exc
 
 
+_PNL_COLUMNS = (
+    ("realised", "gross_realized"),
+    ("unrealised", "gross_unrealized"),
+    ("commission", "commission"),
+    ("exch_fees", "exchange_fees"),
+    ("reg_fees", "regulatory_fees"),
+    ("borrow", "borrow"),
+    ("net", "net"),
+    ("slippage", "slippage"),
+    ("impact", "market_impact"),
+    ("timing", "timing_cost"),
+    ("venue_save", "venue_selection_savings"),
+)
+
+
 async def _report_pnl(settings: Settings, args: argparse.Namespace) -> None:
-    """Print the P&L attribution of a date range."""
+    """Print the P&L attribution of a date range (and the shortfall per parent order)."""
     from gateway._pb.execgw.v1 import journal_pb2 as pb
 
     grouping = [
@@ -65,24 +81,31 @@ async def _report_pnl(settings: Settings, args: argparse.Namespace) -> None:
         accounts=args.account,
         symbols=args.symbol,
         group_by=grouping,
+        include_shortfall=args.shortfall,
     )
     report = await _call(settings, "GetPnl", request, args.timeout)
     print(f"P&L {request.start_date} to {request.end_date}")
-    header = ("account", "symbol", "venue", "day", "realised", "unrealised", "fees", "net")
-    print("  " + " ".join(f"{h:>12}" for h in header))
+    header = ("account", "symbol", "venue", "day", *(title for title, _ in _PNL_COLUMNS))
+    print("  " + " ".join(f"{h:>11}" for h in header))
     for row in (*report.rows, None):
         pnl = report.total if row is None else row.pnl
-        fees = sum(
-            float(getattr(pnl, n) or 0)
-            for n in ("commission", "exchange_fees", "regulatory_fees", "borrow")
-        )
         labels = (
             ("TOTAL", "", "", "")
             if row is None
             else (row.account, row.symbol, row.venue, row.trade_date)
         )
-        values = (pnl.gross_realized, pnl.gross_unrealized, f"{fees:.2f}", pnl.net)
-        print("  " + " ".join(f"{v:>12}" for v in (*labels, *values)))
+        values = tuple(getattr(pnl, name) for _, name in _PNL_COLUMNS)
+        print("  " + " ".join(f"{v:>11}" for v in (*labels, *values)))
+    if args.shortfall:
+        print("implementation shortfall (costs positive)")
+        header = ("order", "account", "symbol", "ordered", "filled", "decision", "delay")
+        header += ("trading", "opportunity", "fees", "total")
+        print("  " + " ".join(f"{h:>11}" for h in header))
+        for s in report.shortfalls:
+            values = (s.client_order_id, s.account, s.symbol, s.ordered_quantity)
+            values += (s.filled_quantity, s.decision_price, s.delay_cost, s.trading_cost)
+            values += (s.opportunity_cost, s.fees, s.total)
+            print("  " + " ".join(f"{v:>11}" for v in values))
 
 
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> None:
@@ -139,6 +162,11 @@ def add_pnl_report(kinds: Any, add_setting_flags: AddSettingFlags) -> None:
         "--group-by",
         default="account,symbol",
         help=f"comma-separated, of {', '.join(_GROUPINGS)} (default: account,symbol)",
+    )
+    pnl.add_argument(
+        "--shortfall",
+        action="store_true",
+        help="also print the implementation shortfall of each parent order",
     )
     pnl.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
     pnl.set_defaults(run=_report_pnl)

@@ -4,6 +4,11 @@ A fill is priced (commission, venue fee or rebate from the venue profile, SEC Se
 FINRA TAF from the dated tables), handed to the writer, and folded into the positions in the
 writer's done-callback, in commit order, whether or not its caller still waits: live positions
 are the fold of the committed fills, the same fold ``load`` does from the journal at start.
+
+P&L attribution (``pnl``) reads the journal, then the routing decisions and NBBO mid history the
+fills need (``gateway.attribution``: arrival mids, listing-exchange baselines, markouts, timing
+and shortfall), and accrues borrow on the shorts open at each day's close at the per-symbol rates
+(``gateway.domain.borrow.daily_accruals``). None of it touches the fill path.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from gateway.attribution import AttributionInputs, AttributionSources
+from gateway.domain.borrow import BorrowRates, daily_accruals
 from gateway.domain.fees import (
     FeeBreakdown,
     FeeCalculator,
@@ -30,6 +37,7 @@ from gateway.domain.fills import Fill, FillKey, FillKind
 from gateway.domain.market_state import MarketStateEngine
 from gateway.domain.pnl import (
     DEFAULT_GROUPING,
+    DEFAULT_MARKOUT_HORIZON,
     PnlGrouping,
     PnlReport,
     PnlRequest,
@@ -136,6 +144,9 @@ class TradeJournal:
         *,
         fee_settings: FeeSettings | None = None,
         cost_methods: Mapping[str, CostMethod] | None = None,
+        default_cost_method: CostMethod = CostMethod.AVERAGE,
+        borrow_rates: BorrowRates | None = None,
+        attribution: AttributionSources | None = None,
         marks: Marks = _no_marks,
         query_timeout: float = 30.0,
     ) -> None:
@@ -146,7 +157,10 @@ class TradeJournal:
         self._pool = pool
         self._fees = FeeCalculator(fee_settings or FeeSettings())
         self._cost_methods = dict(cost_methods or {})
-        self.book = PositionBook(self._cost_methods)
+        self._default_cost_method = default_cost_method
+        self._borrow_rates = borrow_rates or BorrowRates()
+        self._attribution = attribution
+        self.book = PositionBook(self._cost_methods, default_cost_method)
         self.marks = marks
         self._query_timeout = query_timeout
         # Labelled children looked up once: ``labels()`` costs microseconds on the hot path.
@@ -160,7 +174,7 @@ class TradeJournal:
         async with self._pool.acquire() as connection:
             rows, _ = await fetch_fill_rows(connection, timeout=self._query_timeout)
         self.book = PositionBook.replay(
-            (audit.domain_fill(row) for row in rows), self._cost_methods
+            (audit.domain_fill(row) for row in rows), self._cost_methods, self._default_cost_method
         )
         self._count_positions()
         return len(rows)
@@ -179,15 +193,26 @@ class TradeJournal:
 
         Marks: a position open at the end is marked to the latest trade from market data when the
         range ends today or later, else to the last price journaled in the symbol on or before
-        the end date (the same rule gives the start marks, before the start date).
+        the end date (the same rule gives the start marks, before the start date, and the
+        closing marks of each day borrow accrues on).
         """
         records, fees, _ = await self._history(query.end)
-        end_marks = _last_prices(records, query.end)
-        if query.end >= today:
-            for symbol in list(end_marks):
-                live = self.marks(symbol)
-                if live is not None:
-                    end_marks[symbol] = live
+        end_marks = self._marks_of(records, query.end, today)
+        effective = [
+            f
+            for f in PositionBook.replay(records).all_effective_fills()
+            if f.trade_date <= query.end
+        ]
+        inputs = AttributionInputs()
+        if self._attribution is not None:
+            inputs = await self._attribution.inputs(effective, fees, query.start, query.end)
+        borrow = daily_accruals(
+            effective,
+            query.start,
+            query.end,
+            lambda day: self._marks_of(records, day, today),
+            self._borrow_rates,
+        )
         report = attribute_pnl(
             PnlRequest(
                 start=query.start,
@@ -200,6 +225,16 @@ class TradeJournal:
                 accounts=query.accounts,
                 symbols=query.symbols,
                 cost_methods=self._cost_methods,
+                default_cost_method=self._default_cost_method,
+                borrow=borrow,
+                orders=inputs.orders,
+                mids=inputs.mids,
+                baselines=inputs.baselines,
+                markout_horizon=(
+                    self._attribution.markout_horizon
+                    if self._attribution is not None
+                    else DEFAULT_MARKOUT_HORIZON
+                ),
                 include_shortfall=query.include_shortfall,
             )
         )
@@ -207,12 +242,22 @@ class TradeJournal:
         self._metrics.journal_net_pnl.set(float(report.total.net))
         return report
 
+    def _marks_of(self, records: list[Fill], day: date, today: date) -> dict[str, Decimal]:
+        """Closing marks of ``day``: the last journaled prices, live ones from ``today`` on."""
+        marks = _last_prices(records, day)
+        if day >= today:
+            for symbol in list(marks):
+                live = self.marks(symbol)
+                if live is not None:
+                    marks[symbol] = live
+        return marks
+
     async def reconcile(
         self, trade_date: date, statement: Statement, now: datetime
     ) -> ReconciliationRun:
         """Compare the broker's statement with the journal as of ``trade_date``; store the run."""
         records, fees, high_water = await self._history(trade_date)
-        book = PositionBook.replay(records, self._cost_methods)
+        book = PositionBook.replay(records, self._cost_methods, self._default_cost_method)
         held = book.positions(include_flat=True, include_lots=True)
         result = reconcile(
             statement,

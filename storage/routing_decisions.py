@@ -173,25 +173,36 @@ def _decision(row: asyncpg.Record) -> DecisionRow:
     )
 
 
-def _range(start: date, end: date, symbols: Sequence[str]) -> tuple[str, list[Any]]:
+def _range(
+    start: date | None,
+    end: date | None,
+    symbols: Sequence[str],
+    decision_ids: Sequence[str] | None = None,
+) -> tuple[str, list[Any]]:
     return _where(
         start=("trade_date >= $", start),
         end=("trade_date <= $", end),
         symbols=("symbol = ANY($::text[])", list(symbols) or None),
+        decision_ids=(
+            "decision_id = ANY($::text[])",
+            None if decision_ids is None else list(decision_ids),
+        ),
     )
 
 
 async def fetch_decisions(
     connection: asyncpg.Connection,
     *,
-    start: date,
-    end: date,
+    start: date | None = None,
+    end: date | None = None,
     symbols: Sequence[str] = (),
+    decision_ids: Sequence[str] | None = None,
     timeout: float = 30.0,
 ) -> list[DecisionRow]:
-    """Return the decisions of trade dates ``start`` to ``end`` (inclusive), oldest first,
-    for ``symbols`` (every symbol when empty)."""
-    where, args = _range(start, end, symbols)
+    """Return the decisions of trade dates ``start`` to ``end`` (inclusive; None: unbounded),
+    oldest first, for ``symbols`` (every symbol when empty) and, when given, with one of
+    ``decision_ids`` (P&L attribution asks for the decisions its fills name)."""
+    where, args = _range(start, end, symbols, decision_ids)
     query = f"SELECT * FROM routing_decisions{where} ORDER BY decided_at, id"
     rows = await _fetch(connection, query, *args, timeout=timeout)
     return [_decision(row) for row in rows]

@@ -9,15 +9,17 @@ is rounded half-up to the cent, per account, symbol and accrual date.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from gateway.domain.positions import Position
+from gateway.domain.fills import Fill
+from gateway.domain.positions import CostMethod, Position
 from gateway.domain.prices import PENNY
 from gateway.errors import FailedPrecondition
 
+ZERO = Decimal(0)
 DAY_COUNT_BASIS = 360
 # General-collateral fee for easy-to-borrow names: 0.25% a year is the common broker quote.
 DEFAULT_GENERAL_COLLATERAL_RATE = Decimal("0.0025")
@@ -112,4 +114,43 @@ def accrue_borrow(
                 borrow_cost(position.quantity, mark, rate.annual_rate, days),
             )
         )
+    return tuple(accruals)
+
+
+def daily_accruals(
+    fills: Iterable[Fill],
+    start: date,
+    end: date,
+    marks: Callable[[date], Mapping[str, Decimal]],
+    rates: BorrowRates,
+) -> tuple[BorrowAccrual, ...]:
+    """Accrue borrow for each calendar day of ``start``..``end`` on the shorts open at its close.
+
+    ``fills`` are the effective fills (busts and corrections applied); a position's quantity at
+    the close of a day is the sum of its fills of that trade date and before, whatever the cost
+    method. Every calendar day accrues one day (a weekend is Saturday and Sunday at Friday's
+    marks, the same total as Friday's three days); ``marks(day)`` gives the closing marks.
+
+    Raises:
+        FailedPrecondition: MARK_MISSING, naming every short symbol without a mark.
+    """
+    ordered = sorted(fills, key=lambda f: f.trade_date)
+    held: dict[tuple[str, str], int] = {}
+    accruals: list[BorrowAccrual] = []
+    index = 0
+    day = start
+    while day <= end:
+        while index < len(ordered) and ordered[index].trade_date <= day:
+            fill = ordered[index]
+            key = (fill.account, fill.symbol)
+            held[key] = held.get(key, 0) + fill.signed_quantity
+            index += 1
+        shorts = [
+            Position(account, symbol, quantity, ZERO, ZERO, CostMethod.AVERAGE, None)
+            for (account, symbol), quantity in held.items()
+            if quantity < 0
+        ]
+        if shorts:
+            accruals.extend(accrue_borrow(shorts, marks(day), day, rates))
+        day += timedelta(days=1)
     return tuple(accruals)

@@ -88,6 +88,12 @@ async def test_decisions_recorded_then_read_back_exactly(
     assert await fetch_decisions(connection, start=DAY, end=DAY, symbols=["MSFT"]) == [one_sided]
     later = DAY + timedelta(days=1)
     assert await fetch_decisions(connection, start=later, end=later) == []
+    # By id, whatever the date (P&L attribution asks for the decisions its fills name).
+    assert await fetch_decisions(connection, decision_ids=["d-2", "d-0", "nope"]) == [
+        rows[0],
+        rows[2],
+    ]
+    assert await fetch_decisions(connection, decision_ids=[]) == []
 
 
 async def test_many_decisions_then_written_in_few_batches(

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
-from gateway.domain.borrow import BorrowRate, BorrowRates, accrue_borrow, borrow_cost
+from gateway.domain.borrow import (
+    BorrowRate,
+    BorrowRates,
+    accrue_borrow,
+    borrow_cost,
+    daily_accruals,
+)
 from gateway.domain.positions import PositionBook
 from gateway.errors import FailedPrecondition
 from tests.domain.journal.trades import fill
@@ -49,3 +55,28 @@ def test_accrue_borrow_when_short_without_mark_then_mark_missing() -> None:
     with pytest.raises(FailedPrecondition) as raised:
         accrue_borrow(book.positions(), {}, date(2026, 6, 1), RATES)
     assert raised.value.reason == "MARK_MISSING"
+
+
+def test_daily_accruals_when_short_opened_mid_range_and_covered_then_only_days_held_overnight() -> (
+    None
+):
+    opened = fill("SS", 100, "50", symbol="GME", at=datetime(2026, 6, 2, 14, 0, tzinfo=UTC))
+    covered = fill("B", 100, "40", symbol="GME", at=datetime(2026, 6, 4, 14, 0, tzinfo=UTC))
+    day_trade = [
+        fill("SS", 500, "20", symbol="F", at=datetime(2026, 6, 3, 14, 0, tzinfo=UTC)),
+        fill("B", 500, "20", symbol="F", at=datetime(2026, 6, 3, 15, 0, tzinfo=UTC)),
+    ]
+    marks = {date(2026, 6, 2): {"GME": D("50")}, date(2026, 6, 3): {"GME": D("45"), "F": D("20")}}
+    accruals = daily_accruals(
+        [opened, covered, *day_trade],
+        date(2026, 6, 1),
+        date(2026, 6, 5),
+        lambda day: marks.get(day, {}),
+        RATES,
+    )
+    # Held at the close of 06-02 and 06-03 only: 100 x 50 x 0.35 / 360 = 4.86, then at 45: 4.38.
+    # The F short opened and covered within 06-03 is never held overnight.
+    assert [(a.accrual_date, a.symbol, a.amount) for a in accruals] == [
+        (date(2026, 6, 2), "GME", D("4.86")),
+        (date(2026, 6, 3), "GME", D("4.38")),
+    ]
