@@ -29,13 +29,15 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     )
     for field in dataclasses.fields(Settings):
         flag = "--" + field.name.replace("_", "-")
+        # argparse formats help with %: a literal one in a setting's help must not break --help.
+        text = field.metadata.get("help", "").replace("%", "%%")
         if str(field.type) == "bool":
             parser.add_argument(
                 flag,
                 dest=field.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=field.metadata.get("help"),
+                help=text,
             )
         else:
             parser.add_argument(
@@ -43,7 +45,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 dest=field.name,
                 default=None,
                 metavar=field.name.upper(),
-                help=field.metadata.get("help"),
+                help=text,
             )
 
 
@@ -181,12 +183,17 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     """Generate a session, or replay one and score it; the exit status is the verdict."""
     from gateway import replay, session_generator
 
+    if args.route:
+        return _replay_route(settings, args)
     if args.generate is not None:
         if args.file is not None:
             print("execgw replay: give FILE or --generate OUT, not both", file=sys.stderr)
             return 2
         spec = session_generator.SessionSpec(
-            seed=args.seed, symbols=args.symbols, trade_date=args.date, minutes=args.minutes
+            seed=1 if args.seed is None else args.seed,
+            symbols=6 if args.symbols is None else args.symbols,
+            trade_date=args.date,
+            minutes=args.minutes,
         )
         try:
             events, labels, size = session_generator.write(args.generate, spec)
@@ -221,6 +228,40 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
     else:
         print(replay.format_report(report))
+        print(f"\n  {'PASS' if passed else 'FAIL'}: {verdict}")
+    return 0 if passed else 1
+
+
+def _replay_route(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a simulated day through the router and report; the exit status is the verdict."""
+    from gateway import routing_simulation
+
+    if args.file is not None or args.generate is not None:
+        print(
+            "execgw replay: --route simulates its own day; give no FILE or --generate",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        run = routing_simulation.run_day(
+            settings,
+            orders=args.orders,
+            symbols=50 if args.symbols is None else args.symbols,
+            seed=args.seed,
+            trade_date=args.date,
+        )
+    except ExecgwError as exc:
+        print(f"execgw replay: {exc.message}", file=sys.stderr)
+        return 2
+    passed, verdict = routing_simulation.verdict(
+        run.report, args.min_accuracy, args.min_slippage_reduction
+    )
+    if args.json:
+        document = routing_simulation.to_json(run)
+        document["verdict"] = {"passed": passed, "reason": verdict}
+        print(json.dumps(document, indent=2))
+    else:
+        print(routing_simulation.format_report(run))
         print(f"\n  {'PASS' if passed else 'FAIL'}: {verdict}")
     return 0 if passed else 1
 
@@ -319,26 +360,58 @@ def _add_replay_command(commands: Any) -> None:
     generate.add_argument(
         "--generate", type=Path, metavar="OUT", help="write a session to OUT instead of replaying"
     )
-    generate.add_argument("--seed", type=int, default=1, help="same seed, same file (default 1)")
+    generate.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="same seed, same file or day (default 1; --route: the simulator's)",
+    )
     generate.add_argument(
         "--symbols",
         type=int,
-        default=6,
+        default=None,
         metavar="K",
-        help="number of symbols, at least 4 (default 6)",
+        help="number of symbols, at least 4 (default 6; --route: 50)",
     )
     generate.add_argument(
         "--date",
         type=date.fromisoformat,
         default=None,
         metavar="YYYY-MM-DD",
-        help="trading day (default: one of 2026, chosen by the seed)",
+        help="trading day (default: one of 2026, chosen by the seed; --route: 2026-11-24)",
     )
     generate.add_argument(
         "--minutes",
         type=int,
         default=60,
         help="minutes of trading from 09:30 ET, at least 50 (default 60)",
+    )
+    route = replay.add_argument_group(
+        "routing a simulated day (--route): orders through the router built from these settings "
+        "and venue_profiles_file, fills from the venue simulator, then the hindsight report"
+    )
+    route.add_argument(
+        "--route",
+        action="store_true",
+        help="simulate a trading day of orders through the router instead of reading a FILE",
+    )
+    route.add_argument(
+        "--orders", type=int, default=20_000, metavar="N", help="orders (default 20000)"
+    )
+    route.add_argument(
+        "--min-accuracy",
+        type=_non_negative,
+        default=0.95,
+        metavar="RATE",
+        help="exit 1 when routing accuracy is below this (default 0.95)",
+    )
+    route.add_argument(
+        "--min-slippage-reduction",
+        type=float,
+        default=10.0,
+        metavar="PCT",
+        help="exit 1 when slippage is not this many percent lower than the listing-exchange "
+        "baseline (default 10)",
     )
     replay.set_defaults(handler=_replay)
 
@@ -375,6 +448,69 @@ def _add_watch_command(commands: Any) -> None:
     watch.set_defaults(handler=_watch)
 
 
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Play the demo trading day; exit 1 unless it reconciles clean with a valid audit trail."""
+    from gateway import demo
+
+    if settings.log_level == "INFO":
+        # The demo's own output tells the story; the gateway's INFO lines would drown it.
+        logs.configure("WARNING", settings.log_format)
+    spec = demo.DemoSpec(
+        seed=args.seed,
+        symbols=args.symbols,
+        orders=args.orders,
+        seconds=args.seconds,
+        trade_date=args.date,
+        live_view=args.live_view,
+    )
+    results: list[demo.DemoResult] = []
+
+    async def play() -> None:
+        results.append(await demo.run(settings, spec, target=args.target, out=sys.stdout))
+
+    _run(play())
+    return 0 if results and results[0].passed else 1
+
+
+def _add_demo_command(commands: Any) -> None:
+    summary = (
+        "play a scripted trading day in about a minute: market data with LULD pauses, news halts, "
+        "a circuit breaker and Reg SHO triggers, a simulated OMS sending orders through the router "
+        "to simulated venues, a live view of halts, then P&L, routing report, reconciliation and "
+        "audit (in-process gateway on a temporary embedded database, or --target)"
+    )
+    demo = commands.add_parser("demo", help="play a scripted trading day", description=summary)
+    _add_setting_flags(demo)
+    demo.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        help="a running gateway with market_clock=feed and an empty journal (default: start one)",
+    )
+    demo.add_argument("--orders", type=int, default=3000, help="orders to submit (default 3000)")
+    demo.add_argument("--symbols", type=int, default=36, help="symbols, at least 4 (default 36)")
+    demo.add_argument(
+        "--seconds",
+        type=_non_negative,
+        default=45.0,
+        help="wall time the 50-minute session is paced over; 0 = as fast as possible (default 45)",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="same seed, same market (default 7)")
+    demo.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="trade date (default: the last trading day before today)",
+    )
+    demo.add_argument(
+        "--live-view",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="print halt, pause, limit-state, auction and breaker changes as they happen",
+    )
+    demo.set_defaults(handler=_demo)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Settings], Coroutine[Any, Any, None]]]] = {
     "serve": ("run the gateway until SIGTERM or SIGINT", _serve),
     "migrate": ("apply pending database migrations and exit", _migrate),
@@ -396,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_journal_commands(commands, _add_setting_flags)
     _add_replay_command(commands)
     _add_watch_command(commands)
+    _add_demo_command(commands)
     return parser
 
 
@@ -414,6 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "audit",
         "replay",
         "watch",
+        "demo",
     ):
         print(f"execgw: embedded PostgreSQL data in {settings.data_dir}", file=sys.stderr)
     try:

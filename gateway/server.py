@@ -40,25 +40,31 @@ from gateway.api.journal import JournalServicer
 from gateway.api.market_state import MarketStateServicer
 from gateway.api.pretrade import PreTradeServicer
 from gateway.api.routing import RoutingServicer
+from gateway.attribution import AttributionSources
+from gateway.cost_files import load_journal_costs
 from gateway.domain.calendar import TradingCalendar
 from gateway.domain.circuit_breakers import CircuitBreakerSettings
-from gateway.domain.fill_probability import FillProbabilityModel
+from gateway.domain.fill_probability import FillProbabilityModel, FillProbabilitySettings
 from gateway.domain.luld import LuldSettings
 from gateway.domain.market_state import MarketSettings, MarketStateEngine
 from gateway.domain.pretrade import OutsideBandPolicy, PretradeSettings
-from gateway.domain.router import Router, RouterSettings
+from gateway.domain.router import RemainderPrice, Router, RouterSettings
+from gateway.domain.routing_analysis import AnalysisSettings
+from gateway.domain.scoring import ScoringSettings, ScoringWeights, SizeTierThresholds
 from gateway.domain.short_sale import ShortSaleSettings
-from gateway.domain.venue_health import VenueHealth
+from gateway.domain.venue_health import HealthSettings, VenueHealth
 from gateway.domain.venues import load_venues
 from gateway.errors import ConfigurationError
 from gateway.halt_guard import HaltGuard
 from gateway.metrics import Metrics, MetricsServer
+from gateway.mid_sampler import MidSampler
 from gateway.routing_desk import RoutingDesk
 from gateway.settings import Settings
 from gateway.trade_journal import TradeJournal, last_trade_marks
 from storage.database import Database, DatabaseConfig, open_database
 from storage.journal import JournalWriter
 from storage.market_events import MarketEventRecorder, load_short_sale_restrictions
+from storage.nbbo_mids import NbboMidRecorder
 from storage.routing_decisions import RoutingDecisionRecorder
 
 log = logging.getLogger(__name__)
@@ -80,6 +86,50 @@ def market_settings(settings: Settings) -> MarketSettings:
             refuse_market_short_while_restricted=settings.short_sale_refuse_market_orders,
             refuse_when_no_nbb=settings.short_sale_refuse_without_nbb,
         ),
+    )
+
+
+def router_settings(settings: Settings) -> RouterSettings:
+    """The router's settings from the process settings (read once, at start)."""
+    return RouterSettings(
+        scoring=ScoringSettings(
+            weights=ScoringWeights(
+                spread=settings.routing_weight_spread,
+                latency=settings.routing_weight_latency,
+                fees=settings.routing_weight_fees,
+                fill_probability=settings.routing_weight_fill_probability,
+            ),
+            size_thresholds=SizeTierThresholds(
+                medium_shares=settings.routing_medium_shares,
+                large_shares=settings.routing_large_shares,
+                block_shares=settings.routing_block_shares,
+                medium_notional=settings.routing_medium_notional,
+                large_notional=settings.routing_large_notional,
+                block_notional=settings.routing_block_notional,
+            ),
+        ),
+        max_quote_age=timedelta(seconds=settings.routing_max_quote_age_seconds),
+        rest_remainder=RemainderPrice(settings.routing_rest_remainder.upper()),
+    )
+
+
+def analysis_settings(settings: Settings) -> AnalysisSettings:
+    """The hindsight analysis settings (``GetRoutingReport``, simulated days)."""
+    return AnalysisSettings(tolerance_per_share=settings.routing_accuracy_tolerance)
+
+
+def health_settings(settings: Settings) -> HealthSettings:
+    """The venue failover breaker's settings."""
+    return HealthSettings(
+        trip_duration=timedelta(seconds=settings.venue_trip_seconds),
+        probation=timedelta(seconds=settings.venue_probation_seconds),
+    )
+
+
+def fill_probability_settings(settings: Settings) -> FillProbabilitySettings:
+    """The learned fill probability's settings."""
+    return FillProbabilitySettings(
+        half_life=timedelta(seconds=settings.fill_probability_half_life_seconds)
     )
 
 
@@ -210,9 +260,14 @@ class Gateway:
     async def _start_routing(self, database: Database) -> None:
         """Venue profiles and the router (RoutingService and the routing step of SubmitOrder)."""
         assert self.guard is not None
+        settings = self.settings
         today = TradingCalendar.trade_date_of(datetime.now(UTC))
-        venues = load_venues(trade_date=today)
-        self.router = Router(RouterSettings(), FillProbabilityModel(venues), VenueHealth(venues))
+        venues = load_venues(settings.venue_profiles_file, trade_date=today)
+        self.router = Router(
+            router_settings(settings),
+            FillProbabilityModel(venues, fill_probability_settings(settings)),
+            VenueHealth(venues, health_settings(settings)),
+        )
         recorder = RoutingDecisionRecorder(database.url)
         self._own_task(recorder.run(), "routing-decision-recorder")
         self.routing = RoutingDesk(
@@ -222,8 +277,15 @@ class Gateway:
             self.metrics,
             recorder=recorder,
             pool=database.pool,
-            query_timeout=self.settings.db_command_timeout_seconds,
+            analysis_settings=analysis_settings(settings),
+            query_timeout=settings.db_command_timeout_seconds,
+            venue_file=settings.venue_profiles_file,
         )
+        if settings.venue_reload_poll_seconds > 0:
+            self._own_task(
+                self.routing.watch_venue_file(settings.venue_reload_poll_seconds),
+                "venue-file-watch",
+            )
 
     async def _start_journal(self, database: Database) -> None:
         """The trade journal (JournalService): writer, positions rebuilt from the journal, and
@@ -234,11 +296,30 @@ class Gateway:
             connect_timeout=self.settings.db_connect_timeout_seconds,
             command_timeout=self.settings.db_command_timeout_seconds,
         )
+        costs = load_journal_costs(self.settings)
+        # NBBO mids for P&L attribution: sampled off the hot path, written in batches.
+        mid_recorder = NbboMidRecorder(database.url)
+        self._own_task(mid_recorder.run(), "nbbo-mid-recorder")
+        self.mid_sampler = MidSampler(self.guard.engine, self.guard.now, mid_recorder)
+        self._own_task(self.mid_sampler.run(self.settings.mid_sample_seconds), "mid-sampler")
+        attribution = AttributionSources(
+            database.pool,
+            lambda: self.routing.venues,
+            decision_recorder=self.routing.recorder,
+            mids=self.mid_sampler,
+            markout_horizon=timedelta(seconds=self.settings.markout_horizon_seconds),
+            query_timeout=self.settings.db_command_timeout_seconds,
+        )
         self.journal = TradeJournal(
             writer,
             lambda: self.routing.venues,
             self.metrics,
             database.pool,
+            fee_settings=costs.fees,
+            cost_methods=costs.cost_methods,
+            default_cost_method=costs.default_cost_method,
+            borrow_rates=costs.borrow_rates,
+            attribution=attribution,
             marks=last_trade_marks(self.guard.engine),
             query_timeout=self.settings.db_command_timeout_seconds,
         )
@@ -304,6 +385,10 @@ class Gateway:
             )
         return tuple(names)
 
+    def reload_venues(self) -> bool:
+        """Reload the venue profile file (the SIGHUP handler); a bad file keeps the old ones."""
+        return self.routing.reload_venue_file()
+
     async def _record_start(self, database: Database) -> None:
         recorded = {k: str(v) for k, v in asdict(self.settings).items() if k != "database_url"}
         await database.pool.execute(
@@ -336,7 +421,8 @@ async def serve(
     extra_services: Sequence[ServiceInstaller] = (),
     on_ready: Callable[[Gateway], None] | None = None,
 ) -> None:
-    """Run a gateway until SIGTERM or SIGINT, then shut it down gracefully."""
+    """Run a gateway until SIGTERM or SIGINT, then shut it down gracefully. SIGHUP reloads the
+    venue profile file."""
     gateway = Gateway(settings, extra_services=extra_services)
     await gateway.start()
     if on_ready is not None:
@@ -346,6 +432,7 @@ async def serve(
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_venues)
     try:
         await stopping.wait()
     finally:
@@ -354,5 +441,5 @@ async def serve(
         try:
             await gateway.stop()
         finally:
-            for sig in signals:
+            for sig in (*signals, signal.SIGHUP):
                 loop.remove_signal_handler(sig)

@@ -10,10 +10,12 @@ the environment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,26 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
 MARKET_CLOCKS = ("wall", "feed")
 BAND_POLICIES = ("refuse", "accept_resting")
+REST_REMAINDERS = ("last_swept", "limit")
+# The routing weights must sum to 1 within this (they are shares of the score).
+WEIGHT_SUM_TOLERANCE = 1e-9
+ROUTING_WEIGHTS = (
+    "routing_weight_spread",
+    "routing_weight_latency",
+    "routing_weight_fees",
+    "routing_weight_fill_probability",
+)
 
 
 def default_data_dir() -> Path:
     """Per-user data folder for the embedded PostgreSQL (XDG base directory spec)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "execgw" / "postgres"
+
+
+def shipped_venue_profiles() -> Path:
+    """The venue profile file that ships in the package."""
+    return Path(__file__).resolve().parent / "data" / "venues.toml"
 
 
 def _help(text: str) -> dict[str, str]:
@@ -120,12 +136,124 @@ class Settings:
         default="15:25",
         metadata=_help("Level 1/2 halt only at or before this time (shifted on early closes)"),
     )
+    routing_weight_spread: float = field(
+        default=0.40, metadata=_help("routing score weight of the price against the best quote")
+    )
+    routing_weight_latency: float = field(
+        default=0.30, metadata=_help("routing score weight of the venue's latency")
+    )
+    routing_weight_fees: float = field(
+        default=0.20, metadata=_help("routing score weight of the fee or rebate")
+    )
+    routing_weight_fill_probability: float = field(
+        default=0.10,
+        metadata=_help(
+            "routing score weight of the learned fill probability; the four weights are >= 0 "
+            "and sum to 1"
+        ),
+    )
+    routing_max_quote_age_seconds: float = field(
+        default=2.0,
+        metadata=_help(
+            "a symbol whose latest quote is older is refused (STALE_QUOTES); an older venue "
+            "quote excludes that venue"
+        ),
+    )
+    routing_rest_remainder: str = field(
+        default="last_swept",
+        metadata=_help(
+            "where a sweep's unfilled remainder rests: last_swept (the last price taken) or limit"
+        ),
+    )
+    routing_medium_shares: int = field(
+        default=500, metadata=_help("an order of at least this many shares is MEDIUM size tier")
+    )
+    routing_large_shares: int = field(
+        default=2_000, metadata=_help("an order of at least this many shares is LARGE size tier")
+    )
+    routing_block_shares: int = field(
+        default=10_000, metadata=_help("an order of at least this many shares is a BLOCK")
+    )
+    routing_medium_notional: Decimal = field(
+        default=Decimal("25000"), metadata=_help("an order of at least this value ($) is MEDIUM")
+    )
+    routing_large_notional: Decimal = field(
+        default=Decimal("100000"), metadata=_help("an order of at least this value ($) is LARGE")
+    )
+    routing_block_notional: Decimal = field(
+        default=Decimal("200000"), metadata=_help("an order of at least this value ($) is a BLOCK")
+    )
+    routing_accuracy_tolerance: Decimal = field(
+        default=Decimal("0.0010"),
+        metadata=_help(
+            "$/share by which a decision may miss the hindsight-best venue and still count as "
+            "accurate (routing report)"
+        ),
+    )
+    venue_profiles_file: Path = field(
+        default_factory=shipped_venue_profiles,
+        metadata=_help(
+            "TOML file of the venue profiles (default: the shipped one); SIGHUP reloads"
+        ),
+    )
+    venue_reload_poll_seconds: float = field(
+        default=0.0,
+        metadata=_help(
+            "also reload the venue profile file when its modification time changes, checked this "
+            "often (0: only on SIGHUP)"
+        ),
+    )
+    venue_trip_seconds: float = field(
+        default=30.0, metadata=_help("how long a venue's failover breaker keeps it out")
+    )
+    venue_probation_seconds: float = field(
+        default=60.0,
+        metadata=_help("probation after a trip: a new failure takes the venue out again"),
+    )
+    fill_probability_half_life_seconds: float = field(
+        default=1800.0,
+        metadata=_help("age at which a fill outcome counts half in the learned fill probability"),
+    )
     gc_gen0_threshold: int = field(
         default=50_000,
         metadata=_help(
             "allocations between young-generation garbage collections; objects alive after the "
             "start are frozen out of collection (0 keeps Python's defaults)"
         ),
+    )
+    markout_horizon_seconds: float = field(
+        default=60.0,
+        metadata=_help("P&L market impact: the mid this long after a fill against the mid at it"),
+    )
+    mid_sample_seconds: float = field(
+        default=1.0,
+        metadata=_help("how often NBBO mids are sampled and recorded for P&L attribution"),
+    )
+    cost_method: str = field(
+        default="average",
+        metadata=_help("cost method of accounts not in account_cost_methods: average or fifo"),
+    )
+    account_cost_methods: str = field(
+        default="",
+        metadata=_help("per-account position cost methods: ACCOUNT=fifo,ACCOUNT=average,..."),
+    )
+    commission_file: Path | None = field(
+        default=None,
+        metadata=_help(
+            "TOML file of commission schedules ([default] and [accounts.NAME]: per_share with "
+            "minimum and maximum, or bps); unset: no commission"
+        ),
+    )
+    borrow_rates_file: Path | None = field(
+        default=None,
+        metadata=_help(
+            "per-symbol annual borrow rates (hard to borrow), TOML or CSV: symbol, annual_rate, "
+            "hard_to_borrow"
+        ),
+    )
+    borrow_default_rate: Decimal = field(
+        default=Decimal("0.0025"),
+        metadata=_help("annual borrow rate of symbols not in borrow_rates_file (0.0025 = 0.25%)"),
     )
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR"))
     log_format: str = field(default="json", metadata=_help("json (one object a line) or text"))
@@ -180,6 +308,8 @@ class Settings:
             problems.append(
                 f"circuit_breaker_halt_cutoff={self.circuit_breaker_halt_cutoff!r}: must be HH:MM"
             )
+        problems.extend(self._routing_problems())
+        problems.extend(_journal_problems(self))
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log_level={self.log_level!r}: must be one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:
@@ -191,6 +321,113 @@ class Settings:
         ):
             problems.append("database_url: must start with postgresql:// or postgres://")
         return problems
+
+    def _routing_problems(self) -> list[str]:
+        problems = []
+        weights = [getattr(self, name) for name in ROUTING_WEIGHTS]
+        for name, weight in zip(ROUTING_WEIGHTS, weights, strict=True):
+            if not (math.isfinite(weight) and weight >= 0):
+                problems.append(f"{name}={weight}: must be >= 0")
+        if not math.isclose(sum(weights), 1.0, rel_tol=0, abs_tol=WEIGHT_SUM_TOLERANCE):
+            problems.append(
+                "routing weights: spread + latency + fees + fill_probability must sum to 1, not "
+                f"{sum(weights):.9g}"
+            )
+        for name in (
+            "routing_max_quote_age_seconds",
+            "venue_trip_seconds",
+            "venue_probation_seconds",
+            "fill_probability_half_life_seconds",
+        ):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name}={getattr(self, name)}: must be > 0")
+        if not self.venue_reload_poll_seconds >= 0:
+            problems.append(
+                f"venue_reload_poll_seconds={self.venue_reload_poll_seconds}: must be >= 0"
+            )
+        if self.routing_rest_remainder not in REST_REMAINDERS:
+            problems.append(
+                f"routing_rest_remainder={self.routing_rest_remainder!r}: must be one of "
+                f"{', '.join(REST_REMAINDERS)}"
+            )
+        if (
+            not 0
+            < self.routing_medium_shares
+            <= self.routing_large_shares
+            <= (self.routing_block_shares)
+        ):
+            problems.append(
+                "routing_medium_shares <= routing_large_shares <= routing_block_shares: must be "
+                "increasing and > 0"
+            )
+        if (
+            not 0
+            < self.routing_medium_notional
+            <= self.routing_large_notional
+            <= (self.routing_block_notional)
+        ):
+            problems.append(
+                "routing_medium_notional <= routing_large_notional <= routing_block_notional: "
+                "must be increasing and > 0"
+            )
+        if not (
+            self.routing_accuracy_tolerance.is_finite() and self.routing_accuracy_tolerance >= 0
+        ):
+            problems.append(
+                f"routing_accuracy_tolerance={self.routing_accuracy_tolerance}: must be >= 0"
+            )
+        return problems
+
+
+def _parse_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal number")
+    # A TOML float goes through its shortest repr: 0.001 stays 0.001.
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError("expected a decimal number") from None
+
+
+COST_METHODS = ("average", "fifo")
+
+
+def account_cost_methods(text: str) -> tuple[dict[str, str], list[str]]:
+    """Parse ``ACCOUNT=method,...`` (``account_cost_methods``): the methods and the problems."""
+    methods: dict[str, str] = {}
+    problems = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        account, sep, method = (piece.strip() for piece in item.partition("="))
+        if not sep or not account or method.lower() not in COST_METHODS:
+            problems.append(
+                f"account_cost_methods: {item!r} must be ACCOUNT=average or ACCOUNT=fifo"
+            )
+        elif account in methods:
+            problems.append(f"account_cost_methods: account {account!r} is listed twice")
+        else:
+            methods[account] = method.lower()
+    return methods, problems
+
+
+def _journal_problems(settings: Settings) -> list[str]:
+    problems = []
+    for name in ("markout_horizon_seconds", "mid_sample_seconds"):
+        value = getattr(settings, name)
+        if not (math.isfinite(value) and value > 0):
+            problems.append(f"{name}={value}: must be > 0")
+    if settings.cost_method.lower() not in COST_METHODS:
+        problems.append(f"cost_method={settings.cost_method!r}: must be average or fifo")
+    problems.extend(account_cost_methods(settings.account_cost_methods)[1])
+    rate = settings.borrow_default_rate
+    if not (rate.is_finite() and rate >= 0):
+        problems.append(f"borrow_default_rate={rate}: must be >= 0")
+    for name in ("commission_file", "borrow_rates_file"):
+        path = getattr(settings, name)
+        if path is not None and not path.is_file():
+            problems.append(f"{name}={path}: no such file")
+    return problems
 
 
 FIELDS: Mapping[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Settings)}
@@ -215,6 +452,10 @@ def _parser(name: str) -> Callable[[Any], Any]:
         )
     if kind == "bool":
         return lambda v: v if isinstance(v, bool) else _parse_bool(str(v))
+    if kind == "Decimal":
+        return _parse_decimal
+    if kind == "Path | None":
+        return lambda v: None if v in (None, "") else Path(str(v)).expanduser()
     if kind == "Path":
         return lambda v: Path(str(v)).expanduser()
     if kind == "str | None":

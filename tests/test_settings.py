@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,64 @@ def test_command_line_flags_then_settings() -> None:
     )
     loaded = _settings(args)
     assert (loaded.grpc_port, loaded.reflection, str(loaded.data_dir)) == (7777, False, "/tmp/x")
+
+
+def test_routing_defaults_then_issue_weights_and_the_shipped_venue_file() -> None:
+    loaded = settings.load(environ={})
+    weights = (
+        loaded.routing_weight_spread,
+        loaded.routing_weight_latency,
+        loaded.routing_weight_fees,
+        loaded.routing_weight_fill_probability,
+    )
+    assert weights == (0.40, 0.30, 0.20, 0.10)
+    assert loaded.venue_profiles_file == settings.shipped_venue_profiles()
+    assert loaded.venue_profiles_file.is_file()
+    assert loaded.venue_reload_poll_seconds == 0
+
+
+def test_routing_weights_negative_or_not_summing_to_one_then_start_refused() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings.load(
+            environ={"EXECGW_ROUTING_WEIGHT_FEES": "-0.2", "EXECGW_ROUTING_WEIGHT_SPREAD": "0.9"}
+        )
+    problems = "\n".join(raised.value.problems)
+    assert "routing_weight_fees=-0.2: must be >= 0" in problems
+    assert "must sum to 1, not 1.1" in problems
+    with pytest.raises(ConfigurationError, match=r"must sum to 1, not 0\.99"):
+        settings.load(environ={}, overrides={"routing_weight_fill_probability": "0.09"})
+
+
+def test_routing_weights_summing_to_one_in_another_split_then_accepted(tmp_path: Path) -> None:
+    config = tmp_path / "execgw.toml"
+    config.write_text(
+        "routing_weight_spread = 0.5\nrouting_weight_latency = 0.1\n"
+        "routing_weight_fees = 0.3\nrouting_weight_fill_probability = 0.1\n"
+        'routing_accuracy_tolerance = 0.0005\nrouting_rest_remainder = "limit"\n'
+    )
+    loaded = settings.load(config_file=config, environ={})
+    assert (loaded.routing_weight_spread, loaded.routing_weight_fees) == (0.5, 0.3)
+    assert loaded.routing_accuracy_tolerance == Decimal("0.0005")
+    assert loaded.routing_rest_remainder == "limit"
+
+
+def test_bad_router_knobs_then_each_named() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings.load(
+            environ={
+                "EXECGW_ROUTING_MAX_QUOTE_AGE_SECONDS": "0",
+                "EXECGW_ROUTING_ACCURACY_TOLERANCE": "a tenth",
+                "EXECGW_ROUTING_REST_REMAINDER": "midpoint",
+                "EXECGW_ROUTING_LARGE_SHARES": "100",
+                "EXECGW_VENUE_RELOAD_POLL_SECONDS": "-1",
+            }
+        )
+    problems = "\n".join(raised.value.problems)
+    for fragment in (
+        "routing_max_quote_age_seconds=0.0: must be > 0",
+        "routing_accuracy_tolerance='a tenth'",
+        "routing_rest_remainder='midpoint'",
+        "routing_medium_shares <= routing_large_shares",
+        "venue_reload_poll_seconds=-1.0: must be >= 0",
+    ):
+        assert fragment in problems
