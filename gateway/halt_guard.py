@@ -22,6 +22,7 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
+from gateway import tracing
 from gateway._pb.execgw.v1 import market_state_pb2 as pb
 from gateway._pb.execgw.v1 import pretrade_pb2 as pretrade_pb
 from gateway.api import convert, market_convert
@@ -289,7 +290,9 @@ class HaltGuard:
     def check(self, order: OrderRequest, rpc: str) -> tuple[Decision, int]:
         """Decide on ``order`` now; refusals are recorded. Returns the decision and its ns."""
         started = time.perf_counter_ns()
-        decision = check_order(self.engine, order, self.now(), self.pretrade)
+        decision = tracing.call(
+            "pretrade.check", check_order, self.engine, order, self.now(), self.pretrade
+        )
         elapsed = time.perf_counter_ns() - started
         counter = self._decision_counters.get((rpc, decision.allowed))
         if counter is None:

@@ -27,6 +27,7 @@ from typing import Protocol
 
 import asyncpg
 
+from gateway import tracing
 from gateway.domain import routing_analysis as analysis
 from gateway.domain.calendar import TradingCalendar
 from gateway.domain.orders import OrderRequest, Side
@@ -130,8 +131,15 @@ class RoutingDesk:
         now = guard.now()
         started = time.perf_counter_ns()
         try:
-            decision = self.router.decide(
-                order, state.book, self._venues, now, halted_venues=halted, listing_venue=listing
+            decision = tracing.call(
+                "routing.decide",
+                self.router.decide,
+                order,
+                state.book,
+                self._venues,
+                now,
+                halted_venues=halted,
+                listing_venue=listing,
             )
         except RoutingRefused as refused:
             self.metrics.routing_decisions.labels(refused.reason).inc()

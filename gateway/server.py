@@ -27,6 +27,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from gateway import __version__
 from gateway._pb.execgw.v1 import (
@@ -60,6 +61,7 @@ from gateway.metrics import Metrics, MetricsServer
 from gateway.mid_sampler import MidSampler
 from gateway.routing_desk import RoutingDesk
 from gateway.settings import Settings
+from gateway.tracing import Tracing
 from gateway.trade_journal import TradeJournal, last_trade_marks
 from storage.database import Database, DatabaseConfig, open_database
 from storage.journal import JournalWriter
@@ -149,10 +151,17 @@ class Gateway:
     """One gateway process. ``start`` brings everything up; ``stop`` takes it down gracefully."""
 
     def __init__(
-        self, settings: Settings, *, extra_services: Sequence[ServiceInstaller] = ()
+        self,
+        settings: Settings,
+        *,
+        extra_services: Sequence[ServiceInstaller] = (),
+        span_exporter: SpanExporter | None = None,
     ) -> None:
+        """``span_exporter``: where spans go instead of ``tracing_exporter``'s (tests)."""
         self.settings = settings
         self.metrics = Metrics()
+        self._span_exporter = span_exporter
+        self.tracing = Tracing.off()
         self.health = HealthServicer()
         self._extra_services = tuple(extra_services)
         self._stack = AsyncExitStack()
@@ -187,6 +196,12 @@ class Gateway:
             },
         )
         await self._record_start(self.database)
+        self.tracing = Tracing(
+            settings.tracing_exporter,
+            settings.tracing_sample_ratio,
+            span_exporter=self._span_exporter,
+        )
+        self._stack.callback(self.tracing.shutdown)
         await self._start_halt_guard(self.database)
         await self._start_routing(self.database)
         await self._start_journal(self.database)
@@ -370,6 +385,8 @@ class Gateway:
         add_to_server(
             market_state_pb2_grpc.add_MarketStateServiceServicer_to_server, market_state, server
         )
+        for servicer in (pretrade, routing, journal, market_state):
+            servicer.tracing = self.tracing
         names = [s.SERVICE.full_name for s in (pretrade, routing, journal, market_state)]
         for install in self._extra_services:
             names.append(install(server))

@@ -27,6 +27,7 @@ ENV_NOT_SETTINGS = frozenset({"EXECGW_CONFIG", "EXECGW_TEST_DATABASE_URL"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
 MARKET_CLOCKS = ("wall", "feed")
+TRACING_EXPORTERS = ("none", "console", "otlp")
 BAND_POLICIES = ("refuse", "accept_resting")
 REST_REMAINDERS = ("last_swept", "limit")
 # The routing weights must sum to 1 within this (they are shares of the score).
@@ -257,6 +258,20 @@ class Settings:
     )
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR"))
     log_format: str = field(default="json", metadata=_help("json (one object a line) or text"))
+    tracing_exporter: str = field(
+        default="none",
+        metadata=_help(
+            "OpenTelemetry span exporter: none, console (stdout) or otlp (needs the optional "
+            "opentelemetry-exporter-otlp-proto-grpc package; OTEL_EXPORTER_OTLP_* variables)"
+        ),
+    )
+    tracing_sample_ratio: float = field(
+        default=0.01,
+        metadata=_help(
+            "share of requests traced when no caller trace says otherwise (0 to 1); a request "
+            "with a traceparent follows its caller's sampling"
+        ),
+    )
 
     def validate(self) -> list[str]:
         """Return every problem with the values (empty when valid)."""
@@ -312,6 +327,15 @@ class Settings:
         problems.extend(_journal_problems(self))
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log_level={self.log_level!r}: must be one of {', '.join(LOG_LEVELS)}")
+        if self.tracing_exporter not in TRACING_EXPORTERS:
+            problems.append(
+                f"tracing_exporter={self.tracing_exporter!r}: must be one of "
+                f"{', '.join(TRACING_EXPORTERS)}"
+            )
+        if not 0 <= self.tracing_sample_ratio <= 1:
+            problems.append(
+                f"tracing_sample_ratio={self.tracing_sample_ratio}: must be between 0 and 1"
+            )
         if self.log_format not in LOG_FORMATS:
             problems.append(
                 f"log_format={self.log_format!r}: must be one of {', '.join(LOG_FORMATS)}"

@@ -6,17 +6,21 @@ descriptor; ``__init_subclass__`` wraps each RPC method it defines, by the metho
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from opentelemetry.trace import Status, StatusCode
 
 from gateway import errors
 from gateway.api import status
 from gateway.metrics import Metrics
+from gateway.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,8 @@ class Servicer:
     """Mixin for the gateway's servicers."""
 
     SERVICE: ClassVar[ServiceDescriptor]
+    # Set by the server when tracing is on.
+    tracing: Tracing = Tracing.off()
     # Methods whose responses may be yielded already encoded (bytes): a stream that sends one
     # message to many subscribers encodes it once.
     ENCODED_RESPONSES: ClassVar[frozenset[str]] = frozenset()
@@ -49,6 +55,12 @@ class Servicer:
                 setattr(cls, method.name, wrapped)
 
 
+def _code_of(error: BaseException) -> grpc.StatusCode:
+    if isinstance(error, errors.ExecgwError):
+        return status.status_code_for(error)
+    return grpc.StatusCode.INTERNAL
+
+
 async def _fail(servicer: Servicer, method: str, context: Context, error: BaseException) -> None:
     if isinstance(error, errors.ExecgwError):
         code = status.status_code_for(error)
@@ -59,30 +71,83 @@ async def _fail(servicer: Servicer, method: str, context: Context, error: BaseEx
     await status.abort(context, status.internal_status())
 
 
+def _aborted_code(context: Context) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+class _Observed:
+    """One RPC's outcome for the metrics and its span (when sampled): what both wrappers share."""
+
+    __slots__ = ("code", "counts", "span", "started", "token", "tracing")
+
+    def __init__(self, servicer: Servicer, name: str, path: str, context: Context) -> None:
+        self.started = time.perf_counter_ns()
+        self.code = "OK"
+        self.counts = servicer.metrics.rpcs.method(name)
+        self.tracing = tracing = servicer.tracing
+        self.span = (
+            tracing.rpc_span(path, context.invocation_metadata()) if tracing.enabled else None
+        )
+        self.token = tracing.enter(self.span) if self.span is not None else None
+
+    def failed(self, error: BaseException, context: Context) -> None:
+        if isinstance(error, grpc.aio.AbortError):
+            self.code = _aborted_code(context)
+        elif isinstance(error, asyncio.CancelledError):
+            self.code = "CANCELLED"
+        else:
+            self.code = _code_of(error).name
+        if self.span is not None and isinstance(error, errors.ExecgwError):
+            self.span.set_attribute("execgw.reason", error.reason)
+
+    def end(self) -> None:
+        self.counts.observe(self.code, time.perf_counter_ns() - self.started)
+        span = self.span
+        if span is not None:
+            self.tracing.leave(self.token)
+            span.set_attribute("rpc.grpc.status_code", self.code)
+            if self.code != "OK":
+                span.set_status(Status(StatusCode.ERROR, self.code))
+            span.end()
+
+
 def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callable[..., Any]:
     name = method.full_name
+    # The span name of the RPC semantic conventions: package.Service/Method.
+    path = f"{method.containing_service.full_name}/{method.name}"
     if method.server_streaming:
 
         @functools.wraps(handler)
         async def streaming(self: Servicer, request: Any, context: Context) -> AsyncIterator[Any]:
+            observed = _Observed(self, name, path, context)
             try:
                 async for item in handler(self, request, context):
                     yield item
-            except grpc.aio.AbortError:
+            except (grpc.aio.AbortError, asyncio.CancelledError) as error:
+                observed.failed(error, context)
                 raise
             except Exception as error:  # noqa: BLE001  # translated, never swallowed
+                observed.failed(error, context)
                 await _fail(self, name, context, error)
+            finally:
+                observed.end()
 
         return streaming
 
     @functools.wraps(handler)
     async def unary(self: Servicer, request: Any, context: Context) -> Any:
+        observed = _Observed(self, name, path, context)
         try:
             return await handler(self, request, context)
-        except grpc.aio.AbortError:
+        except (grpc.aio.AbortError, asyncio.CancelledError) as error:
+            observed.failed(error, context)
             raise
         except Exception as error:  # noqa: BLE001  # translated, never swallowed
+            observed.failed(error, context)
             await _fail(self, name, context, error)
+        finally:
+            observed.end()
 
     return unary
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+from gateway import tracing
 from gateway._pb.execgw.v1 import pretrade_pb2 as pb
 from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pb_grpc
 from gateway.api import convert, market_convert, routing_convert
@@ -40,6 +41,7 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
     ) -> pb.CheckOrderResponse:
         order = convert.require_order(request.order, request.HasField("order"))
         decision, elapsed = self.guard.check(order, "CheckOrder")
+        tracing.annotate_decision(decision.allowed, decision.reasons)
         response = pb.CheckOrderResponse()
         market_convert.decision(decision, response, elapsed)
         return response
@@ -50,6 +52,7 @@ class PreTradeServicer(Servicer, pb_grpc.PreTradeServiceServicer):
         order = convert.require_order(request.order, request.HasField("order"))
         outcome = self.guard.submit(order, self.route)
         working = outcome.order
+        tracing.annotate_decision(working.state is not OrderState.REFUSED, working.reasons)
         response = pb.SubmitOrderResponse(
             accepted=working.state is not OrderState.REFUSED, duplicate=outcome.duplicate
         )

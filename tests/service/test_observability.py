@@ -1,0 +1,192 @@
+"""Tracing and gRPC server metrics, as an operator sees them.
+
+The gateway runs with an in-memory span exporter (the spans the console or OTLP exporter would
+send) and its real Prometheus registry; requests go through the generated stubs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from gateway._pb.execgw.v1 import pretrade_pb2 as pt
+from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pt_grpc
+from gateway._pb.execgw.v1 import routing_pb2 as rt
+from gateway._pb.execgw.v1 import routing_pb2_grpc as rt_grpc
+from gateway.server import Gateway
+from gateway.settings import Settings
+from tests.conftest import gateway_settings
+from tests.service.test_halt_safety import OPEN, opening, order, publish, reference
+
+CHECK = "execgw.v1.PreTradeService/CheckOrder"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+async def _started(settings: Settings, exporter: InMemorySpanExporter) -> Gateway:
+    running = Gateway(settings, span_exporter=exporter)
+    await running.start()
+    return running
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+async def traced(
+    database_url: str, tmp_path: Path, exporter: InMemorySpanExporter
+) -> AsyncIterator[Gateway]:
+    """Every request traced (sample ratio 1)."""
+    running = await _started(
+        gateway_settings(database_url, tmp_path, market_clock="feed", tracing_sample_ratio=1.0),
+        exporter,
+    )
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def unsampled(
+    database_url: str, tmp_path: Path, exporter: InMemorySpanExporter
+) -> AsyncIterator[Gateway]:
+    """No request starts a trace of its own (sample ratio 0): only callers' sampled traces."""
+    running = await _started(
+        gateway_settings(database_url, tmp_path, market_clock="feed", tracing_sample_ratio=0.0),
+        exporter,
+    )
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def _spans(gateway: Gateway, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    gateway.tracing.force_flush()
+    return list(exporter.get_finished_spans())
+
+
+async def _check(port: int, metadata: tuple[tuple[str, str], ...] = ()) -> pt.CheckOrderResponse:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pt_grpc.PreTradeServiceStub(channel)
+        response: pt.CheckOrderResponse = await stub.CheckOrder(
+            pt.CheckOrderRequest(order=order(symbol="MSFT")), metadata=metadata
+        )
+        return response
+
+
+async def test_check_order_when_traced_then_rpc_span_with_outcome_reasons_and_check_child(
+    traced: Gateway, exporter: InMemorySpanExporter
+) -> None:
+    answer = await _check(traced.port)  # MSFT has no reference data: refused
+
+    spans = _spans(traced, exporter)
+    rpc = next(s for s in spans if s.name == CHECK)
+    assert rpc.kind is SpanKind.SERVER
+    assert rpc.attributes is not None
+    assert rpc.attributes["rpc.system"] == "grpc"
+    assert rpc.attributes["rpc.service"] == "execgw.v1.PreTradeService"
+    assert rpc.attributes["rpc.method"] == "CheckOrder"
+    assert rpc.attributes["rpc.grpc.status_code"] == "OK"
+    assert rpc.attributes["execgw.allowed"] is False
+    assert list(rpc.attributes["execgw.reason_codes"]) == [r.code for r in answer.reasons]
+    assert "NO_REFERENCE_DATA" in rpc.attributes["execgw.reason_codes"]
+    # No order or account ids on spans.
+    assert "ord-1" not in str(dict(rpc.attributes)) and "ACC-1" not in str(dict(rpc.attributes))
+    check = next(s for s in spans if s.name == "pretrade.check")
+    assert check.parent is not None and check.parent.span_id == rpc.context.span_id
+    assert check.context.trace_id == rpc.context.trace_id
+
+
+async def test_route_order_when_refused_then_span_carries_status_and_reason_and_routing_child(
+    traced: Gateway, exporter: InMemorySpanExporter
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{traced.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await rt_grpc.RoutingServiceStub(channel).RouteOrder(
+                rt.RouteOrderRequest(order=order(symbol="NOPE"))
+            )
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+
+    rpc = next(s for s in _spans(traced, exporter) if s.name.endswith("/RouteOrder"))
+    assert rpc.attributes is not None
+    assert rpc.attributes["rpc.grpc.status_code"] == "FAILED_PRECONDITION"
+    assert rpc.attributes["execgw.reason"] == "UNKNOWN_SYMBOL"
+    assert rpc.status.status_code is StatusCode.ERROR
+
+
+async def test_route_order_when_decided_then_routing_decide_child_span(
+    traced: Gateway, exporter: InMemorySpanExporter
+) -> None:
+    from tests.service.test_routing import quote_events  # noqa: PLC0415  # its book, not a copy
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{traced.port}") as channel:
+        summary = await publish(channel, [reference(OPEN), opening(OPEN, "100.00")])
+        assert summary.rejected == 0
+        await publish(channel, quote_events(OPEN))
+        await rt_grpc.RoutingServiceStub(channel).RouteOrder(
+            rt.RouteOrderRequest(order=order(limit_price="100.01"))
+        )
+
+    spans = _spans(traced, exporter)
+    rpc = next(s for s in spans if s.name.endswith("/RouteOrder"))
+    decide = next(s for s in spans if s.name == "routing.decide")
+    assert decide.parent is not None and decide.parent.span_id == rpc.context.span_id
+
+
+async def test_request_with_sampled_traceparent_when_ratio_zero_then_continues_callers_trace(
+    unsampled: Gateway, exporter: InMemorySpanExporter
+) -> None:
+    await _check(unsampled.port)  # no caller trace, ratio 0: not traced
+    assert _spans(unsampled, exporter) == []
+
+    await _check(unsampled.port, (("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-00"),))
+    assert _spans(unsampled, exporter) == []  # the caller did not sample it
+
+    await _check(unsampled.port, (("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01"),))
+    rpc = next(s for s in _spans(unsampled, exporter) if s.name == CHECK)
+    assert format(rpc.context.trace_id, "032x") == TRACE_ID
+    assert rpc.parent is not None and format(rpc.parent.span_id, "016x") == PARENT_ID
+    assert rpc.parent.is_remote
+
+
+async def test_grpc_server_metrics_count_requests_by_method_and_code_with_latency(
+    unsampled: Gateway,
+) -> None:
+    registry = unsampled.metrics.registry
+    labels = {"grpc_service": "execgw.v1.PreTradeService", "grpc_method": "CheckOrder"}
+    for _ in range(3):
+        await _check(unsampled.port)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{unsampled.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await pt_grpc.PreTradeServiceStub(channel).CheckOrder(pt.CheckOrderRequest())
+
+    ok = registry.get_sample_value("grpc_server_handled_total", {**labels, "grpc_code": "OK"})
+    bad = registry.get_sample_value(
+        "grpc_server_handled_total", {**labels, "grpc_code": "INVALID_ARGUMENT"}
+    )
+    assert (ok, bad) == (3, 1)
+    assert registry.get_sample_value("grpc_server_handling_seconds_count", labels) == 4
+    total = registry.get_sample_value("grpc_server_handling_seconds_sum", labels)
+    assert total is not None and 0 < total < 4 * 5.0
+    everything = registry.get_sample_value(
+        "grpc_server_handling_seconds_bucket", {**labels, "le": "+Inf"}
+    )
+    assert everything == 4
+
+
+def test_settings_refuse_unknown_exporter_and_ratio_out_of_range(tmp_path: Path) -> None:
+    problems = Settings(
+        tracing_exporter="zipkin", tracing_sample_ratio=1.5, data_dir=tmp_path
+    ).validate()
+    assert any(p.startswith("tracing_exporter='zipkin'") for p in problems)
+    assert any(p.startswith("tracing_sample_ratio=1.5") for p in problems)
