@@ -379,9 +379,9 @@ class Gateway:
         routing = RoutingServicer(self.metrics, self.routing)
         journal = JournalServicer(self.metrics, self.journal)
         market_state = MarketStateServicer(self.metrics, self.guard, heartbeat)
-        pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server(pretrade, server)
-        routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing, server)
-        journal_pb2_grpc.add_JournalServiceServicer_to_server(journal, server)
+        add_to_server(pretrade_pb2_grpc.add_PreTradeServiceServicer_to_server, pretrade, server)
+        add_to_server(routing_pb2_grpc.add_RoutingServiceServicer_to_server, routing, server)
+        add_to_server(journal_pb2_grpc.add_JournalServiceServicer_to_server, journal, server)
         add_to_server(
             market_state_pb2_grpc.add_MarketStateServiceServicer_to_server, market_state, server
         )

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import DecodeError
 from opentelemetry.trace import Status, StatusCode
 
 from gateway import errors
@@ -116,12 +117,18 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
     name = method.full_name
     # The span name of the RPC semantic conventions: package.Service/Method.
     path = f"{method.containing_service.full_name}/{method.name}"
+    request_type = method.input_type.full_name
+    streamed_requests = method.client_streaming
     if method.server_streaming:
 
         @functools.wraps(handler)
         async def streaming(self: Servicer, request: Any, context: Context) -> AsyncIterator[Any]:
             observed = _Observed(self, name, path, context)
             try:
+                if streamed_requests:
+                    request = _checked(request, request_type)
+                elif request is _MALFORMED:
+                    raise _malformed(request_type)
                 async for item in handler(self, request, context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError) as error:
@@ -139,6 +146,10 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
     async def unary(self: Servicer, request: Any, context: Context) -> Any:
         observed = _Observed(self, name, path, context)
         try:
+            if streamed_requests:
+                request = _checked(request, request_type)
+            elif request is _MALFORMED:
+                raise _malformed(request_type)
             return await handler(self, request, context)
         except (grpc.aio.AbortError, asyncio.CancelledError) as error:
             observed.failed(error, context)
@@ -170,18 +181,23 @@ class _Captured:
 def add_to_server(
     add: Callable[[Any, Any], None], servicer: Servicer, server: grpc.aio.Server
 ) -> None:
-    """Register ``servicer`` with the generated ``add`` function, letting the methods named in
-    ``ENCODED_RESPONSES`` yield encoded bytes as well as messages."""
+    """Register ``servicer`` with the generated ``add`` function.
+
+    Requests that are not a valid message of their type decode to ``MalformedRequest`` (the
+    wrapper answers INVALID_ARGUMENT; grpc itself would answer UNKNOWN), and the methods named in
+    ``ENCODED_RESPONSES`` may yield encoded bytes as well as messages.
+    """
     captured = _Captured()
     add(servicer, captured)
-    handlers = {
-        name: handler._replace(  # type: ignore[attr-defined]  # grpc's handlers are namedtuples
-            response_serializer=_encoded_or(handler.response_serializer)
+    handlers = {}
+    for name, generated in captured.handlers.items():
+        # grpc's handlers are namedtuples.
+        handler = generated._replace(  # type: ignore[attr-defined]
+            request_deserializer=_decoded_or_malformed(generated.request_deserializer)
         )
-        if name in servicer.ENCODED_RESPONSES
-        else handler
-        for name, handler in captured.handlers.items()
-    }
+        if name in servicer.ENCODED_RESPONSES:
+            handler = handler._replace(response_serializer=_encoded_or(handler.response_serializer))
+        handlers[name] = handler
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(captured.service, handlers),)
     )
@@ -195,3 +211,38 @@ def _encoded_or(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], byt
         return message if type(message) is bytes else serialize(message)
 
     return serializer
+
+
+class MalformedRequest:
+    """What a request that is not a valid protobuf message of its type decodes to."""
+
+    __slots__ = ()
+
+
+_MALFORMED = MalformedRequest()
+
+
+def _decoded_or_malformed(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    assert deserialize is not None
+
+    def deserializer(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return _MALFORMED
+
+    return deserializer
+
+
+def _malformed(type_name: str) -> errors.InvalidArgument:
+    return errors.InvalidArgument.field(
+        "request", f"is not a valid {type_name} message", reason="MALFORMED_REQUEST"
+    )
+
+
+async def _checked(requests: AsyncIterator[Any], type_name: str) -> AsyncIterator[Any]:
+    # A stream of requests: a malformed one ends the stream with INVALID_ARGUMENT.
+    async for request in requests:
+        if request is _MALFORMED:
+            raise _malformed(type_name)
+        yield request

@@ -26,6 +26,7 @@ MAX_ID_LENGTH = 64
 MAX_DECIMAL_LENGTH = 32
 MAX_DECIMAL_PLACES = 6
 MAX_QUANTITY = 1_000_000_000
+MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime holds
 # Larger than any US equity price or account cash figure; rejects "1e400" and the like.
 MAX_MAGNITUDE = Decimal("1e12")
 _SYMBOL = re.compile(r"[A-Z][A-Z0-9./-]{0,15}")
@@ -189,6 +190,9 @@ def timestamp(
         return None
     if value.seconds <= 0:
         problems.append(FieldViolation(field, "must be after 1970-01-01"))
+        return None
+    if value.seconds > MAX_TIMESTAMP_SECONDS or not 0 <= value.nanos < 1_000_000_000:
+        problems.append(FieldViolation(field, "must be a valid time before 10000-01-01"))
         return None
     return value.ToDatetime(tzinfo=UTC)
 
