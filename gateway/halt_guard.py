@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
@@ -30,10 +30,17 @@ from gateway.domain.calendar import EXCHANGE_TZ
 from gateway.domain.feed import EventRefused, FeedEvent
 from gateway.domain.market_state import Change, ChangeKind, MarketStateEngine
 from gateway.domain.orders import OrderRequest, Reason
-from gateway.domain.pretrade import Decision, PretradeSettings, check_cancel, check_order
+from gateway.domain.pretrade import (
+    Decision,
+    PretradeSettings,
+    Restriction,
+    check_cancel,
+    check_order,
+)
 from gateway.domain.router import RoutingDecision
 from gateway.domain.working_orders import OrderEvent, WorkingOrder, WorkingOrders
 from gateway.errors import FailedPrecondition
+from gateway.feed_health import FeedHealth
 from gateway.metrics import Metrics
 from gateway.state_stream import StateStream
 from storage.market_events import MarketStateEvent, PretradeRefusal, ShortSaleRecord
@@ -89,8 +96,10 @@ class HaltGuard:
         tick_seconds: float = 0.2,
         first_sequence: int = 1,
         retention: int = 100_000,
+        feed_stale_seconds: float = 0.0,
     ) -> None:
         self.engine = engine
+        self.feed = FeedHealth(feed_stale_seconds)
         self.metrics = metrics
         self.recorder = recorder
         self.pretrade = pretrade or PretradeSettings()
@@ -139,6 +148,7 @@ class HaltGuard:
             self.metrics.market_events.labels(refused.reason).inc()
             raise
         self._accepted.inc()
+        self.feed.received()
         if self._feed_clock and (self._feed_time is None or event.at > self._feed_time):
             self._feed_time = event.at
             # Time-driven rules follow feed time at the ticker's resolution, not per event.
@@ -293,6 +303,18 @@ class HaltGuard:
         decision = tracing.call(
             "pretrade.check", check_order, self.engine, order, self.now(), self.pretrade
         )
+        stale = self.feed.reason()
+        if stale is not None:
+            # The state may be missing a halt published since the feed went away.
+            decision = replace(
+                decision,
+                allowed=False,
+                reasons=(stale, *decision.reasons),
+                restrictions=(
+                    Restriction.NO_NEW_ORDERS,
+                    *(r for r in decision.restrictions if r is not Restriction.NO_NEW_ORDERS),
+                ),
+            )
         elapsed = time.perf_counter_ns() - started
         counter = self._decision_counters.get((rpc, decision.allowed))
         if counter is None:

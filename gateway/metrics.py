@@ -153,6 +153,11 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.market_data_stale = Gauge(
+            "execgw_market_data_stale",
+            "1 while orders are refused because the market data feed disconnected or went quiet",
+            registry=self.registry,
+        )
         self.subscribers = Gauge(
             "execgw_market_state_subscribers",
             "Open SubscribeMarketState streams",

@@ -268,7 +268,10 @@ class Gateway:
             # Sequences keep increasing across restarts: a stale resume point is never reused.
             first_sequence=time.time_ns() // 1000,
             retention=settings.stream_retention,
+            feed_stale_seconds=settings.feed_stale_seconds,
         )
+        feed = self.guard.feed
+        self.metrics.market_data_stale.set_function(lambda: float(feed.stale))
         self._own_task(self.guard.run_ticker(settings.market_tick_seconds), "market-state-ticker")
         log.info("halt guard ready", extra={"short_sale_carried_over": len(carried)})
 

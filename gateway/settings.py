@@ -258,6 +258,13 @@ class Settings:
     )
     log_level: str = field(default="INFO", metadata=_help("DEBUG, INFO, WARNING or ERROR"))
     log_format: str = field(default="json", metadata=_help("json (one object a line) or text"))
+    feed_stale_seconds: float = field(
+        default=10.0,
+        metadata=_help(
+            "orders are refused (MARKET_DATA_STALE) when a connected feed sends nothing for this "
+            "long, and whenever the feed disconnected without closing its stream (0: only then)"
+        ),
+    )
     tracing_exporter: str = field(
         default="none",
         metadata=_help(
@@ -327,6 +334,8 @@ class Settings:
         problems.extend(_journal_problems(self))
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log_level={self.log_level!r}: must be one of {', '.join(LOG_LEVELS)}")
+        if self.feed_stale_seconds < 0:
+            problems.append(f"feed_stale_seconds={self.feed_stale_seconds}: must be >= 0")
         if self.tracing_exporter not in TRACING_EXPORTERS:
             problems.append(
                 f"tracing_exporter={self.tracing_exporter!r}: must be one of "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from gateway.state_stream import Update
 
 MAX_REJECTIONS_LISTED = 100
 MIN_HEARTBEAT_MS = 100
+CANCEL_GRACE_SECONDS = 0.005
 _CONFLATED = pb.MarketStateUpdate(conflated=True).SerializeToString()
 
 
@@ -33,6 +35,24 @@ class MarketStateServicer(Servicer, pb_grpc.MarketStateServiceServicer):
         self, request_iterator: AsyncIterator[pb.MarketDataEvent], context: Context
     ) -> pb.PublishMarketDataSummary:
         summary = pb.PublishMarketDataSummary()
+        feed = self.guard.feed
+        feed.opened()
+        cleanly = False
+        try:
+            await self._publish_all(request_iterator, summary)
+            # A dropped call ends the request stream as the publisher's close does, and grpc
+            # cancels this handler a moment later: wait that moment before calling it clean.
+            await asyncio.sleep(CANCEL_GRACE_SECONDS)
+            cleanly = True
+        finally:
+            feed.closed(cleanly=cleanly)
+        return summary
+
+    async def _publish_all(
+        self,
+        request_iterator: AsyncIterator[pb.MarketDataEvent],
+        summary: pb.PublishMarketDataSummary,
+    ) -> None:
         index = -1
         async for message in request_iterator:
             index += 1
@@ -61,7 +81,6 @@ class MarketStateServicer(Servicer, pb_grpc.MarketStateServiceServicer):
                     symbol=message.symbol,
                     reason=reason,
                 )
-        return summary
 
     def _snapshot(
         self, symbols: list[str], resync: bool, sequence: int, now: datetime
