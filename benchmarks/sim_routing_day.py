@@ -3,8 +3,8 @@
 Deterministic from the seed; the same code as ``execgw replay --route``
 (``gateway/routing_simulation.py``), with the default settings unless flags say otherwise. Prints
 decisions, accuracy, costs against the listing-exchange and lowest-fee baselines and against the
-hindsight-best venue, the cost savings per venue, then the verdict against the issue's targets
-(accuracy >= 95%, slippage >= 10% lower than the listing-exchange baseline).
+hindsight-best route (its own or one venue), the cost savings per venue, then the verdict against
+the issue's targets (accuracy >= 95%, slippage >= 10% lower than the listing-exchange baseline).
 
     python -m benchmarks.sim_routing_day [--orders 20000] [--symbols 50] [--seed N]
 """

@@ -1,7 +1,9 @@
 """A simulated trading day through the router, scored in hindsight (``execgw replay --route``).
 
 The deterministic venue simulator (``gateway/domain/venue_simulator.py``) plays a day of orders
-over many symbols against per-venue books, latencies, queue positions and fill outcomes; every
+over many symbols against per-venue books, latencies, queue positions and the fill outcomes of its
+market model (``gateway/domain/market_model.py``: fades, print-triggered fades, midpoint
+liquidity, re-routes); every
 order goes through the router built from the gateway's own settings (weights, quote age, size
 tiers, breaker, fill-probability learning) and venue profile file, and the fills are analysed
 like ``GetRoutingReport`` analyses live ones: accuracy, slippage against the listing-exchange and
@@ -148,9 +150,9 @@ def format_report(run: RoutingDayRun) -> str:
         f"{r.slippage_reduction_vs_listing_pct:.1f}% lower",
         f"  lowest-fee baseline         ${r.baseline_lowest_fee_cost_per_share}/share: slippage "
         f"{r.slippage_reduction_vs_lowest_fee_pct:.1f}% lower",
-        f"  hindsight-best venue each   ${oracle}/share: "
+        f"  hindsight-best route each   ${oracle}/share: "
         f"{_reduction(r.baseline_listing_cost_per_share, oracle):.1f}% lower than the listing "
-        "exchange (the most any venue choice could save)",
+        "exchange (own route or one venue, whichever was cheaper)",
         f"  cost savings vs listing baseline ${r.total_cost_savings}",
         f"  {'venue':<10} {'decisions':>9} {'shares':>10} {'accuracy':>8} {'cost/sh':>10} "
         "savings vs listing",

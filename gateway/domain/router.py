@@ -307,12 +307,16 @@ class Router:
                     "VENUE_DOWN", p.status_reason or "taken down by an operator"
                 )
             caps = p.capabilities
+            # The latency factor is the time the order's quote is exposed: the typical latency.
+            # An access delay (IEX's speed bump) holds every inbound message, competitors' orders
+            # and the maker's cancels alike, so it does not expose the quote to a fade
+            # (gateway/domain/market_model.py).
             rows.append(
                 _Row(
                     p.venue,
                     p,
-                    p.effective_latency_us,
-                    float(p.effective_latency_us),
+                    p.latency_typical_us,
+                    float(p.latency_typical_us),
                     p.fees.take_fee_per_share,
                     float(p.fees.take_fee_per_share),
                     p.fees.make_rebate_per_share,

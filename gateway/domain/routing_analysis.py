@@ -7,30 +7,44 @@ against the arrival mid: ``side x (price - mid) + fee`` (a rebate is a negative 
 - Counterfactual cost at venue V: the decision's taken shares sent to V as a taking order, from
   the stored snapshot. V trades nothing through a better displayed quote elsewhere (Reg NMS Rule
   611): it routes out to those first at its routed fee, then fills V's displayed size at V's
-  price plus V's take fee, then routes the rest out to the next-best displayed prices; the shares
-  a quote would have faded on (its hindsight fill rate, measured from the fills of the period)
-  cost one tick worse, routed out. The decision's posted (ADDED) shares rest at V at the same
-  price with V's make rebate: a resting order is compared with resting elsewhere, never with
-  crossing the spread (its unfilled shares carry no cost in either).
+  price plus V's take fee, then routes the rest out to the next-best displayed prices. The
+  decision's posted (ADDED) shares rest at V at the same price with V's make rebate: a resting
+  order is compared with resting elsewhere, never with crossing the spread (its unfilled shares
+  carry no cost in either).
+- What a taking leg meets on the way, two ways:
+
+  - given the venue profiles (``profiles=``; the simulated day): the market model of
+    ``gateway.domain.market_model`` with ``AnalysisSettings.market``, in expectation: midpoint
+    liquidity, fades that grow with the exposure (latency, the route-out hops of an exchange
+    that routes the order on, the quote's age), print-triggered fades of legs that arrive after
+    another leg of the order printed, misses re-routed one tick worse and maybe one more. The
+    decision's own route (its children, sent together) is costed the same way from the same
+    snapshot;
+  - without them (live reports, whose venue behaviour is not modelled): the hindsight fill rate
+    of each venue, measured from the fills of the period; the shares a quote would have faded on
+    cost one tick worse, routed out.
+
 - Accurate: the decision's cost <= the cheapest counterfactual at any other venue + tolerance,
-  where the decision's cost is its realised cost with the luck of fades taken out: the taking
-  shares at each venue are costed at that venue's hindsight fill rate (at the quote) and its
-  complement (routed out), exactly like the counterfactuals. Accuracy judges the choice on the
-  same terms as the alternatives; slippage and savings use the realised cost as it came.
-- Baselines: the listing exchange always; the lowest take fee always.
+  where the decision's cost is its expected cost on the same terms as the alternatives (the luck
+  of fades taken out). Slippage and savings use the realised cost as it came.
+- Baselines: the listing exchange always; the lowest take fee always. Both route under Rule 611
+  and meet the same fades as any other route.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from gateway.domain.orders import Side
+from gateway.domain.market_model import Leg, MarketModel, expected_leg, spray_timing
+from gateway.domain.orders import OrderType, Side
 from gateway.domain.prices import PENNY, SUB_PENNY
 from gateway.domain.quotes import VenueQuote
 from gateway.domain.router import RoutingDecision
-from gateway.domain.venues import VenueFees
+from gateway.domain.splitting import ChildOrder, ChildRole
+from gateway.domain.venues import VenueFees, VenueProfile
 from gateway.domain.vocabulary import Vocabulary
 
 ZERO = Decimal(0)
@@ -59,6 +73,9 @@ class DecisionRecord:
     arrival_mid: Decimal
     snapshot: tuple[VenueQuote, ...]
     listing_venue: str
+    # For the market-model analysis: when the decision was made (quote ages) and its children.
+    decided_at: datetime | None = None
+    children: tuple[ChildOrder, ...] = ()
 
 
 def decision_record(decision: RoutingDecision, listing_venue: str) -> DecisionRecord:
@@ -75,6 +92,8 @@ def decision_record(decision: RoutingDecision, listing_venue: str) -> DecisionRe
         mid,
         decision.snapshot,
         listing_venue,
+        decision.decided_at,
+        decision.child_orders,
     )
 
 
@@ -92,7 +111,11 @@ class FillRecord:
 
 @dataclass(frozen=True, slots=True)
 class AnalysisSettings:
+    """Accuracy tolerance, and the market model the counterfactuals face when the analysis is
+    given the venue profiles (``gateway.domain.market_model``)."""
+
     tolerance_per_share: Decimal = Decimal("0.0010")
+    market: MarketModel = field(default_factory=MarketModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +131,8 @@ class DecisionCost:
     accurate: bool
     listing_cost_per_share: Decimal
     lowest_fee_cost_per_share: Decimal
+    # The decision's own route as accuracy judged it (fades at their expected rate).
+    chosen_cost_per_share: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +310,255 @@ def counterfactual_cost(
     return total / quantity
 
 
+# --- the market-model analysis (venue profiles given) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _LegCost:
+    """A leg with what its shares cost: at the quote (price, fee) and when missed (fee)."""
+
+    venue: str
+    price: Decimal
+    leg: Leg
+    fee_at_quote: Decimal
+    miss_fee: Decimal
+    miss_profile: VenueProfile
+
+
+def _age_ms(record: DecisionRecord, quote: VenueQuote | None) -> float | None:
+    if record.decided_at is None or quote is None:
+        return None
+    return (record.decided_at - quote.time).total_seconds() * 1000.0
+
+
+def _expected_cost(
+    record: DecisionRecord,
+    legs: Sequence[_LegCost],
+    profiles: Mapping[str, VenueProfile],
+    model: MarketModel,
+) -> Decimal:
+    """Total expected cost (not per share) of ``legs`` vs the arrival mid."""
+    sign = 1 if record.side is Side.BUY else -1
+    mid = record.arrival_mid
+    total = ZERO
+    for item in legs:
+        outcome = expected_leg(model, profiles[item.venue], item.leg)
+        tick = PENNY if item.price >= 1 else SUB_PENNY
+        # Midpoint fills cost only the fee; the rest cost the displayed price and the fee.
+        total += _dec(outcome.midpoint) * item.fee_at_quote
+        total += _dec(outcome.at_quote) * (sign * (item.price - mid) + item.fee_at_quote)
+        miss = sign * (item.price - mid) + tick * (1 + _dec(outcome.extra_ticks)) + item.miss_fee
+        total += _dec(outcome.missed) * miss
+    return total
+
+
+def _dec(value: float) -> Decimal:
+    return Decimal(repr(round(value, 9)))
+
+
+def _far(quote: VenueQuote, is_buy: bool) -> tuple[Decimal | None, int]:
+    return (quote.ask_price, quote.ask_size) if is_buy else (quote.bid_price, quote.bid_size)
+
+
+def model_counterfactual_cost(
+    record: DecisionRecord,
+    venue: str,
+    quantity: int,
+    profiles: Mapping[str, VenueProfile],
+    model: MarketModel,
+) -> Decimal | None:
+    """Expected cost per share of sending ``quantity`` to ``venue`` as one taking order, under
+    the market model, from the snapshot; None if it showed nothing on the side the order takes.
+
+    The venue trades nothing through a better displayed quote (Reg NMS Rule 611): it routes the
+    order out to those first (after its own latency and access delay, plus ``route_out_us`` per
+    hop, at its routed fee), waits for them, executes against its own quote, then routes the rest
+    out to the next-best quotes. Every leg meets midpoint liquidity, fades and misses like a
+    router's child, and a leg that reaches its venue after another leg of the order printed is
+    exposed to the print (``market_model``).
+    """
+    is_buy = record.side is Side.BUY
+    sign = 1 if is_buy else -1
+    own = next((q for q in record.snapshot if q.venue == venue), None)
+    home = profiles.get(venue)
+    if own is None or home is None:
+        return None
+    price, size = _far(own, is_buy)
+    if price is None or size <= 0:
+        return None
+    levels: list[tuple[Decimal, int, VenueQuote]] = []
+    for q in record.snapshot:
+        level_price, level_size = _far(q, is_buy)
+        if q.venue != venue and q.venue in profiles and level_price is not None and level_size > 0:
+            levels.append((level_price, level_size, q))
+    levels.sort(key=lambda level: sign * level[0])
+    better = [level for level in levels if sign * (level[0] - price) < 0]
+    routed_fee = home.fees.routed_fee_per_share
+    home_tail = model.tail_us(home)
+    # Time the order reaches the venue's matching engine (its own access delay included).
+    at_home = float(home.latency_typical_us + home.access_delay_us)
+    legs: list[_LegCost] = []
+    first_print: float | None = None
+    remaining = quantity
+    last = price
+
+    def route_out(out: Sequence[tuple[Decimal, int, VenueQuote]], start: float) -> float:
+        """Route to ``out`` from the venue at ``start``; return when the last response is back."""
+        nonlocal remaining, last, first_print
+        back = start
+        for level_price, level_size, quote in out:
+            if not remaining:
+                break
+            take = min(remaining, level_size)
+            dest = profiles[quote.venue]
+            exposure = start + model.route_out_us + dest.latency_typical_us
+            reactive = first_print is not None and exposure > first_print + model.reaction_us
+            legs.append(
+                _LegCost(
+                    quote.venue,
+                    level_price,
+                    Leg(
+                        take,
+                        level_size,
+                        exposure,
+                        (home_tail, model.tail_us(dest)),
+                        reactive,
+                        _age_ms(record, quote),
+                    ),
+                    routed_fee,
+                    routed_fee,
+                    home,
+                )
+            )
+            remaining -= take
+            last = level_price
+            ready = exposure + dest.access_delay_us
+            back = max(back, ready + dest.latency_typical_us)
+        return back
+
+    start = at_home
+    if better:
+        back = route_out(better, at_home)
+        first_print = min(leg.leg.exposure_us + profiles[leg.venue].access_delay_us for leg in legs)
+        start = back
+    if remaining:
+        take = min(remaining, size)
+        exposure = start - home.access_delay_us
+        reactive = first_print is not None and exposure > first_print + model.reaction_us
+        legs.append(
+            _LegCost(
+                venue,
+                price,
+                Leg(take, size, exposure, (home_tail,), reactive, _age_ms(record, own)),
+                home.fees.take_fee(price),
+                routed_fee,
+                home,
+            )
+        )
+        remaining -= take
+        first_print = start if first_print is None else min(first_print, start)
+        route_out(levels[len(better) :], start)
+    total = _expected_cost(record, legs, profiles, model)
+    if remaining:  # beyond the displayed book: one tick past the last level, routed out
+        tick = PENNY if last >= 1 else SUB_PENNY
+        total += (sign * (last + sign * tick - record.arrival_mid) + routed_fee) * remaining
+    return total / quantity
+
+
+def model_choice_cost(
+    record: DecisionRecord,
+    fills: Sequence[FillRecord],
+    profiles: Mapping[str, VenueProfile],
+    model: MarketModel,
+) -> Decimal:
+    """Expected cost per share of the decision's own route under the market model: its taking
+    children sent together, costed like the counterfactuals; posted and auction fills as they
+    came (they are costed the same way at every venue)."""
+    is_buy = record.side is Side.BUY
+    sign = 1 if is_buy else -1
+    mid = record.arrival_mid
+    quotes = {q.venue: q for q in record.snapshot}
+    shares = sum(f.quantity for f in fills)
+    total = sum(
+        (
+            (sign * (f.price - mid) + f.fee_per_share) * f.quantity
+            for f in fills
+            if f.liquidity in (Liquidity.ADDED, Liquidity.AUCTION)
+        ),
+        ZERO,
+    )
+    takes = [
+        c for c in record.children if c.role is ChildRole.TAKE and c.venue in profiles
+    ] or _takes_from_fills(record, fills, profiles)
+    priced = [c for c in takes if c.limit_price is not None]
+    timing = spray_timing(model, [profiles[c.venue] for c in priced])
+    legs: list[_LegCost] = []
+    for child, (exposure, reactive) in zip(priced, timing, strict=True):
+        assert child.limit_price is not None
+        profile = profiles[child.venue]
+        quote = quotes.get(child.venue)
+        shown = 0
+        if quote is not None and _far(quote, is_buy)[0] == child.limit_price:
+            shown = _far(quote, is_buy)[1]
+        legs.append(
+            _LegCost(
+                child.venue,
+                child.limit_price,
+                Leg(
+                    child.quantity,
+                    shown,
+                    exposure,
+                    (model.tail_us(profile),),
+                    reactive,
+                    _age_ms(record, quote),
+                ),
+                profile.fees.take_fee(child.limit_price),
+                profile.fees.routed_fee_per_share,
+                profile,
+            )
+        )
+    total += _expected_cost(record, legs, profiles, model)
+    for child in takes:
+        if child.limit_price is None:  # a market remainder: one tick past the far side, routed
+            far = _best_far(record)
+            if far is not None:
+                tick = PENNY if far >= 1 else SUB_PENNY
+                fee = profiles[child.venue].fees.routed_fee_per_share
+                total += (sign * (far + sign * tick - mid) + fee) * child.quantity
+    return total / shares if shares else ZERO
+
+
+def _best_far(record: DecisionRecord) -> Decimal | None:
+    is_buy = record.side is Side.BUY
+    prices = [p for q in record.snapshot if (p := _far(q, is_buy)[0]) is not None]
+    if not prices:
+        return None
+    return min(prices) if is_buy else max(prices)
+
+
+def _takes_from_fills(
+    record: DecisionRecord, fills: Sequence[FillRecord], profiles: Mapping[str, VenueProfile]
+) -> list[ChildOrder]:
+    """Without stored children: one child per venue with taking fills, at its displayed price."""
+    is_buy = record.side is Side.BUY
+    quantities: dict[str, int] = {}
+    for fill in fills:
+        if fill.liquidity in (Liquidity.REMOVED, Liquidity.ROUTED) and fill.venue in profiles:
+            quantities[fill.venue] = quantities.get(fill.venue, 0) + fill.quantity
+    children = []
+    for venue, quantity in quantities.items():
+        quote = next((q for q in record.snapshot if q.venue == venue), None)
+        price = _far(quote, is_buy)[0] if quote is not None else None
+        children.append(
+            ChildOrder(venue, quantity, price, _kind(price), False, ChildRole.TAKE, ZERO)
+        )
+    return children
+
+
+def _kind(price: Decimal | None) -> OrderType:
+    return OrderType.MARKET if price is None else OrderType.LIMIT
+
+
 def posted_cost(
     record: DecisionRecord, fills: Sequence[FillRecord], venue_fees: VenueFees
 ) -> Decimal:
@@ -308,8 +582,14 @@ def analyse_decision(
     fees: Mapping[str, VenueFees],
     fill_rates: Mapping[str, float],
     settings: AnalysisSettings,
+    *,
+    profiles: Mapping[str, VenueProfile] | None = None,
 ) -> DecisionCost | None:
-    """Return the decision's hindsight costs, or None when it has no fills."""
+    """Return the decision's hindsight costs, or None when it has no fills.
+
+    With ``profiles`` the taken shares are costed under ``settings.market`` (expected costs, the
+    decision's own route included); without, at the hindsight ``fill_rates``.
+    """
     filled, realized = realized_cost(record, fills)
     if filled == 0:
         return None
@@ -325,13 +605,21 @@ def analyse_decision(
     for venue, venue_fees in fees.items():
         total = fixed + posted_cost(record, fills, venue_fees)
         if taken:
-            cost = counterfactual_cost(record, venue, taken, fees, fill_rates)
+            if profiles is None:
+                cost = counterfactual_cost(record, venue, taken, fees, fill_rates)
+            elif venue in profiles:
+                cost = model_counterfactual_cost(record, venue, taken, profiles, settings.market)
+            else:
+                cost = None
             if cost is None:
                 continue
             total += cost * taken
         counterfactual[venue] = total / filled
     others = {v: c for v, c in counterfactual.items() if v != record.venue}
-    chosen = choice_cost(record, fills, fees, fill_rates)
+    if profiles is None:
+        chosen = choice_cost(record, fills, fees, fill_rates)
+    else:
+        chosen = model_choice_cost(record, fills, profiles, settings.market)
     best_other = min(others.values()) if others else chosen
     hindsight_best = record.venue if chosen <= best_other else min(others, key=lambda v: others[v])
     listing = counterfactual.get(record.listing_venue, realized)
@@ -349,6 +637,7 @@ def analyse_decision(
         chosen <= best_other + settings.tolerance_per_share,
         listing,
         lowest_fee,
+        chosen,
     )
 
 
@@ -357,10 +646,13 @@ def routing_report(
     fills: Iterable[FillRecord],
     fees: Mapping[str, VenueFees],
     settings: AnalysisSettings | None = None,
+    *,
+    profiles: Mapping[str, VenueProfile] | None = None,
 ) -> RoutingReport:
-    """Analyse every decision linked to fills (by decision id) into a report."""
+    """Analyse every decision linked to fills (by decision id) into a report; with the venue
+    ``profiles``, under the market model (``analyse_decision``)."""
     settings = settings or AnalysisSettings()
-    count, costs = decision_costs(records, fills, fees, settings)
+    count, costs = decision_costs(records, fills, fees, settings, profiles=profiles)
     return report_of(count, costs, settings)
 
 
@@ -369,6 +661,8 @@ def decision_costs(
     fills: Iterable[FillRecord],
     fees: Mapping[str, VenueFees],
     settings: AnalysisSettings,
+    *,
+    profiles: Mapping[str, VenueProfile] | None = None,
 ) -> tuple[int, list[DecisionCost]]:
     """Return the number of decisions and the hindsight costs of those with fills."""
     fills = list(fills)
@@ -382,17 +676,22 @@ def decision_costs(
         count += 1
         linked = by_decision.get(record.decision_id)
         if linked:
-            cost = analyse_decision(record, linked, fees, rates, settings)
+            cost = analyse_decision(record, linked, fees, rates, settings, profiles=profiles)
             if cost is not None:
                 costs.append(cost)
     return count, costs
 
 
 def hindsight_best_cost(costs: Sequence[DecisionCost]) -> Decimal:
-    """Cost per share of an oracle that sent each decision to its cheapest counterfactual venue:
-    the most any venue choice could have saved on these decisions."""
+    """Cost per share of an oracle that took, for each decision, the cheapest of its own route
+    and sending it all to any one venue: the most venue choice could have saved."""
     shares = sum(c.filled for c in costs)
-    return _weighted(costs, shares, lambda c: min(c.counterfactual.values(), default=ZERO))
+
+    def best(c: DecisionCost) -> Decimal:
+        own = [] if c.chosen_cost_per_share is None else [c.chosen_cost_per_share]
+        return min([*c.counterfactual.values(), *own], default=ZERO)
+
+    return _weighted(costs, shares, best)
 
 
 def report_of(

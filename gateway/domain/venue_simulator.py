@@ -1,11 +1,40 @@
 """Deterministic venue simulator: a trading day of orders through the router, then hindsight.
 
 Everything comes from one seed: per-symbol random-walk mids, per-venue top of book around them
-(venues with more liquidity sit at the NBBO more often and show more size), latencies, queue
-position of posted orders and fill outcomes. A taking child fills at its venue's quote unless the
-quote fades before the order arrives; the chance of a fade grows with the venue's latency (speed
-bump included), and faded shares are routed out one tick worse at the venue's routed fee. The
-router learns fill probabilities and venue health from the simulated events as it would live.
+(venues with more liquidity sit at the NBBO more often and show more size, quote ages up to
+200 ms), the order flow, latencies and every fill outcome. The router learns fill probabilities
+and venue health from the simulated events as it would live.
+
+The market model (``gateway.domain.market_model``, parameters ``SimulationSettings.market``, all
+market-wide; every per-venue number comes from the venue profile) is how venue choice changes
+what an order pays beyond the fee:
+
+- Quote fade in flight. A taking child's quote is exposed for the venue's typical latency plus
+  an exponential tail (mean a quarter of tail - typical). Competing takers (rate proportional to
+  the liquidity score, exponential size) deplete the shown size and price moves remove it, so a
+  slow venue's quote fades more often than a fast one's, and a child that needs all of a thin
+  quote misses more than one that needs part of a deep one. A just-changed quote fades more than
+  a long-standing one (flickering). An access delay is not exposure: IEX's speed bump holds the
+  competitors' orders and the maker's cancels as long as ours.
+- Print-triggered fades (latency arbitrage). Children leave together; one that arrives more than
+  ``reaction_us`` after the first print (access delays counted for the print, not for the later
+  venue's exposure) loses its displayed quote with probability ``reaction_fade``.
+- Hidden midpoint liquidity on midpoint-peg venues, found with probability ``midpoint_presence x
+  liquidity_score``; it executes first, at the arrival mid, at the take fee.
+- Misses and re-routes. Missed shares are routed out by the venue one tick worse at its routed
+  fee, and one more tick worse if the price moves again during the re-route (the venue's round
+  trip, access delay and ``route_out_us``).
+- Queue position of posted children. The queue ahead is the displayed size at the same price
+  (times ``inverted_queue_factor`` at an inverted venue); the opposing flow reaching the venue is
+  its share of the taking flow (liquidity score against the mean), doubling per tick the order
+  rests inside the spread and halving per tick behind. An order posted behind a long queue
+  fills less.
+
+The hindsight analysis of the day (``routing_analysis`` given the venue profiles) costs every
+alternative route, the listing-exchange and lowest-fee baselines included, as the expected
+outcome of the same model from the same snapshot: an exchange sent the whole order routes out to
+better quotes first (Rule 611) and the rest after its own print, paying the routed fee, the
+longer exposure and the print-triggered fades.
 
 This is a model for exercising and benchmarking the router, not a market forecast: its numbers
 are illustrative and its parameters are settings.
@@ -15,14 +44,15 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
 from gateway.domain.fill_probability import FillProbabilityModel, FillProbabilitySettings
+from gateway.domain.market_model import Leg, MarketModel, draw_leg, spray_timing
 from gateway.domain.orders import OrderRequest, OrderType, Side
-from gateway.domain.prices import PENNY
+from gateway.domain.prices import PENNY, SUB_PENNY
 from gateway.domain.quotes import QuoteBook, VenueQuote
 from gateway.domain.router import Router, RouterSettings, RoutingRefused
 from gateway.domain.routing_analysis import (
@@ -47,8 +77,8 @@ class SimulationSettings:
     """Parameters of a simulated day.
 
     Attributes:
-        fade_per_us: extra chance per microsecond of latency that a quote is gone on arrival.
-        base_fade: chance of a fade at zero latency, scaled by (1 - liquidity score).
+        market: the market model taking orders face (``gateway.domain.market_model``); the
+            hindsight analysis of the day uses the same one.
         outage_venue: a venue that rejects every order during ``outage`` (exercises failover).
         passive_flow: mean opposing shares that reach a resting order at the NBBO.
     """
@@ -59,8 +89,7 @@ class SimulationSettings:
     # 09:30 ET on a winter trading day.
     start: datetime = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
     session: timedelta = timedelta(hours=6, minutes=30)
-    fade_per_us: float = 0.0008
-    base_fade: float = 0.04
+    market: MarketModel = field(default_factory=MarketModel)
     outage_venue: str = "NASDAQ"
     passive_flow: float = 400.0  # mean opposing shares reaching a resting order at the NBBO
     outage: tuple[float, float] = (0.45, 0.50)  # fraction of the session
@@ -145,8 +174,9 @@ def simulate_day(
             )
         )
     fees = {p.venue: p.fees for p in venues}
-    count, costs = decision_costs(decisions, fills, fees, settings.analysis)
-    report = report_of(count, costs, settings.analysis)
+    analysis = replace(settings.analysis, market=settings.market)
+    count, costs = decision_costs(decisions, fills, fees, analysis, profiles=profiles)
+    report = report_of(count, costs, analysis)
     return SimulatedDay(
         tuple(decisions), tuple(fills), report, refusals, fallbacks, children, tuple(costs)
     )
@@ -222,81 +252,107 @@ def _execute(
     in_outage: bool,
 ) -> list[FillRecord]:
     is_buy = decision.side is Side.BUY
+    market = settings.market
     out: list[FillRecord] = []
+    nbb, nbo = decision.national_best_bid, decision.national_best_offer
+    mid = (nbb + nbo) / 2 if nbb is not None and nbo is not None else (nbb or nbo)
 
     def emit(venue: str, quantity: int, price: Decimal, fee: Decimal, liquidity: Liquidity) -> None:
         out.append(FillRecord(decision.decision_id, venue, quantity, price, fee, liquidity))
 
+    # Taking children with a price leave together: the first to print exposes the slower ones.
+    priced = [
+        c
+        for c in decision.child_orders
+        if c.role is ChildRole.TAKE and c.limit_price is not None and c.venue in profiles
+    ]
+    timing = dict(
+        zip(
+            (id(c) for c in priced),
+            spray_timing(market, [profiles[c.venue] for c in priced]),
+            strict=True,
+        )
+    )
+    liquidity_mean = sum(p.liquidity_score for p in profiles.values()) / len(profiles)
     for child in decision.child_orders:
         profile = profiles[child.venue]
         fees = profile.fees
-        latency = profile.effective_latency_us + int(
-            rng.expovariate(1.0) * (profile.latency_tail_us - profile.latency_typical_us) / 4
-        )
-        at = now + timedelta(microseconds=latency)
+        quote = book.quote(child.venue)
         if in_outage and child.venue == settings.outage_venue:
+            at = now + timedelta(microseconds=profile.effective_latency_us)
             health.record(VenueEvent(child.venue, VenueEventKind.REJECT, at))
             continue
-        health.record(VenueEvent(child.venue, VenueEventKind.LATENCY, at, latency))
-        quote = book.quote(child.venue)
-        if child.role is ChildRole.TAKE:
+        if child.role is ChildRole.TAKE and child.limit_price is not None:
             price = child.limit_price
-            if price is None:  # a market remainder: the last displayed price, routed out
-                price = decision.national_best_offer if is_buy else decision.national_best_bid
-                assert price is not None
-                price = price + PENNY if is_buy else price - PENNY
-                emit(
-                    child.venue, child.quantity, price, fees.routed_fee_per_share, Liquidity.ROUTED
-                )
-                continue
-            # What the venue shows at the child's price; more than that is routed out.
+            exposure, reactive = timing[id(child)]
             shown = 0
             if quote is not None and (quote.ask_price if is_buy else quote.bid_price) == price:
                 shown = quote.ask_size if is_buy else quote.bid_size
-            at_quote = min(child.quantity, shown)
-            liquidity_gap = 1.0 - profile.liquidity_score
-            fade = settings.base_fade * liquidity_gap + settings.fade_per_us * latency
-            lots = sum(1 for _ in range(at_quote // 100) if rng.random() < fade)
-            faded = min(at_quote, lots * 100) + (child.quantity - at_quote)
-            filled = child.quantity - faded
+            age_ms = (now - quote.time).total_seconds() * 1000.0 if quote is not None else None
+            leg = Leg(child.quantity, shown, exposure, (market.tail_us(profile),), reactive, age_ms)
+            at_mid, at_quote, missed, extra, flight = draw_leg(rng, market, profile, leg)
+            latency = int(flight) + profile.access_delay_us
+            at = now + timedelta(microseconds=latency)
+            health.record(VenueEvent(child.venue, VenueEventKind.LATENCY, at, latency))
             fill_model.record(
                 child.venue,
                 decision.symbol,
                 decision.size_tier,
                 offered=child.quantity,
-                filled=filled,
+                filled=at_mid + at_quote,
                 at=at,
             )
-            if filled:
-                emit(child.venue, filled, price, fees.take_fee(price), Liquidity.REMOVED)
-            if faded:
-                worse = price + PENNY if is_buy else price - PENNY
-                emit(child.venue, faded, worse, fees.routed_fee_per_share, Liquidity.ROUTED)
-        else:
-            # Posted: queue ahead = displayed size at the same price on this venue; the
-            # opposing flow that reaches it doubles with every tick it rests above the national
-            # best bid (below the best offer for a sell), and halves with every tick behind.
-            price = child.limit_price
-            near = decision.national_best_bid if is_buy else decision.national_best_offer
-            if price is None or quote is None or near is None:
-                continue
-            same = quote.bid_price if is_buy else quote.ask_price
-            shown = quote.bid_size if is_buy else quote.ask_size
-            queue = shown if same == price else 0
-            ticks = int((price - near) / PENNY) if is_buy else int((near - price) / PENNY)
-            mean_flow = settings.passive_flow * 2.0 ** max(-4, min(ticks, 6))
-            flow = int(rng.expovariate(1.0 / mean_flow))
-            filled = max(0, min(child.quantity, flow - queue)) // 100 * 100
-            fill_model.record(
-                child.venue,
-                decision.symbol,
-                decision.size_tier,
-                offered=child.quantity,
-                filled=filled,
-                at=at,
-            )
-            if filled:
-                emit(child.venue, filled, price, -fees.make_rebate(price), Liquidity.ADDED)
+            if at_mid:  # at the arrival mid (a one-sided book has none: at the quote)
+                mid_price = mid if mid is not None else price
+                emit(child.venue, at_mid, mid_price, fees.take_fee(price), Liquidity.REMOVED)
+            if at_quote:
+                emit(child.venue, at_quote, price, fees.take_fee(price), Liquidity.REMOVED)
+            if missed:
+                tick = PENNY if price >= 1 else SUB_PENNY
+                worse = price + tick * (1 + extra) if is_buy else price - tick * (1 + extra)
+                emit(child.venue, missed, worse, fees.routed_fee_per_share, Liquidity.ROUTED)
+            continue
+        tail = market.tail_us(profile)
+        latency = profile.effective_latency_us + (int(rng.expovariate(1.0 / tail)) if tail else 0)
+        at = now + timedelta(microseconds=latency)
+        health.record(VenueEvent(child.venue, VenueEventKind.LATENCY, at, latency))
+        if child.role is ChildRole.TAKE:
+            # A market remainder: the last displayed price, routed out one tick worse.
+            far = nbo if is_buy else nbb
+            assert far is not None
+            tick = PENNY if far >= 1 else SUB_PENNY
+            worse = far + tick if is_buy else far - tick
+            emit(child.venue, child.quantity, worse, fees.routed_fee_per_share, Liquidity.ROUTED)
+            continue
+        # Posted: the queue ahead is the displayed size at the same price on this venue (longer
+        # at an inverted venue); the opposing flow that reaches the venue is its share of the
+        # taking flow (liquidity score against the venues' mean), doubling with every tick the
+        # order rests above the national best bid (below the best offer for a sell) and halving
+        # with every tick behind.
+        resting = child.limit_price
+        near = nbb if is_buy else nbo
+        if resting is None or quote is None or near is None:
+            continue
+        same = quote.bid_price if is_buy else quote.ask_price
+        shown = quote.bid_size if is_buy else quote.ask_size
+        queue = shown if same == resting else 0
+        if fees.take_fee_per_share < 0:
+            queue = int(queue * market.inverted_queue_factor)
+        ticks = int((resting - near) / PENNY) if is_buy else int((near - resting) / PENNY)
+        share = profile.liquidity_score / liquidity_mean if liquidity_mean > 0 else 1.0
+        mean_flow = settings.passive_flow * share * 2.0 ** max(-4, min(ticks, 6))
+        flow = int(rng.expovariate(1.0 / mean_flow)) if mean_flow > 0 else 0
+        filled = max(0, min(child.quantity, flow - queue)) // 100 * 100
+        fill_model.record(
+            child.venue,
+            decision.symbol,
+            decision.size_tier,
+            offered=child.quantity,
+            filled=filled,
+            at=at,
+        )
+        if filled:
+            emit(child.venue, filled, resting, -fees.make_rebate(resting), Liquidity.ADDED)
     return out
 
 

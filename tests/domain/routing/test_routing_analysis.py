@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from dataclasses import replace
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from gateway.domain.orders import Side
+from gateway.domain.market_model import MarketModel
+from gateway.domain.orders import OrderType, Side
+from gateway.domain.quotes import VenueQuote
 from gateway.domain.routing_analysis import (
     AnalysisSettings,
     DecisionRecord,
@@ -14,13 +17,17 @@ from gateway.domain.routing_analysis import (
     Liquidity,
     counterfactual_cost,
     decision_record,
+    model_choice_cost,
+    model_counterfactual_cost,
     realized_cost,
     routing_report,
 )
+from gateway.domain.splitting import ChildOrder, ChildRole
 
 from .market import NOW, book, default_venues, flat_book, order, router
 
 FEES = {p.venue: p.fees for p in default_venues()}
+Z = Decimal(0)
 SNAPSHOT = tuple(
     book(
         [
@@ -112,6 +119,8 @@ def test_decision_record_then_keeps_snapshot_mid_and_primary_venue() -> None:
     assert record.venue == decision.child_orders[0].venue
     assert record.arrival_mid == Decimal("100.01")
     assert record.snapshot == decision.snapshot
+    assert record.decided_at == NOW
+    assert record.children == decision.child_orders
 
 
 def test_counterfactual_at_venue_behind_the_best_then_routed_out_not_traded_through() -> None:
@@ -143,3 +152,87 @@ def test_posted_fills_then_every_venue_rests_them_at_the_same_price_with_its_reb
     assert report.realized_cost_per_share == Decimal("-0.012000")
     assert report.baseline_listing_cost_per_share == Decimal("-0.011200")
     assert report.accuracy == 1.0
+
+
+# --- the market model (venue profiles given): every route faces the same mechanics -----------
+
+PROFILES = {p.venue: p for p in default_venues()}
+MODEL = MarketModel()
+
+
+def _spray_record(
+    snapshot: tuple[VenueQuote, ...], *children: tuple[str, int], listing: str = "NYSE"
+) -> DecisionRecord:
+    takes = tuple(
+        ChildOrder(v, q, Decimal("100.02"), OrderType.LIMIT, len(children) > 1, ChildRole.TAKE, Z)
+        for v, q in children
+    )
+    quantity = sum(q for _v, q in children)
+    venue = children[0][0]
+    return DecisionRecord(
+        "d1", "AAPL", Side.BUY, quantity, venue, Decimal("100.01"), snapshot, listing, NOW, takes
+    )
+
+
+def test_model_route_to_one_venue_then_costed_exactly_like_the_counterfactual_there() -> None:
+    record = _spray_record(SNAPSHOT, ("NASDAQ", 200))
+    fills = [_fill("d1", "NASDAQ", 200, "100.02")]
+    chosen = model_choice_cost(record, fills, PROFILES, MODEL)
+    assert chosen == model_counterfactual_cost(record, "NASDAQ", 200, PROFILES, MODEL)
+    # Fades, misses and midpoint fills are priced in: not the bare quote plus fee.
+    assert chosen != Decimal("0.0130")
+
+
+def test_model_listing_behind_the_best_then_routes_out_later_and_costs_more_than_direct() -> None:
+    snapshot = tuple(
+        book(
+            [
+                ("NASDAQ", "100.00", 500, "100.02", 100),
+                ("NYSE", "100.00", 500, "100.03", 500),
+            ]
+        )
+    )
+    record = _spray_record(snapshot, ("NASDAQ", 100))
+    listing = model_counterfactual_cost(record, "NYSE", 100, PROFILES, MODEL)
+    direct = model_counterfactual_cost(record, "NASDAQ", 100, PROFILES, MODEL)
+    assert listing is not None and direct is not None
+    # NYSE may not trade through NASDAQ's 100.02 (Rule 611): it routes the 100 shares there, at
+    # its routed fee (0.0030, NASDAQ's take fee too) but later, so the quote fades more often.
+    assert listing > direct
+
+
+def test_model_listing_sweep_then_its_route_out_after_its_own_print_meets_the_reaction() -> None:
+    snapshot = tuple(
+        book(
+            [
+                ("NYSE", "100.00", 500, "100.02", 200),
+                ("NASDAQ", "100.00", 500, "100.02", 300),
+                ("BATS_BZX", "100.00", 500, "100.02", 300),
+            ]
+        )
+    )
+    record = _spray_record(snapshot, ("NASDAQ", 300), ("BATS_BZX", 300), ("NYSE", 200))
+    listing = model_counterfactual_cost(record, "NYSE", 800, PROFILES, MODEL)
+    no_reaction = replace(MODEL, reaction_fade=0.0)
+    calm = model_counterfactual_cost(record, "NYSE", 800, PROFILES, no_reaction)
+    assert listing is not None and calm is not None
+    assert listing > calm
+    # The router's children leave together: only NYSE (70 us against NASDAQ's 45 + 20) is late.
+    fills = [
+        _fill("d1", "NASDAQ", 300, "100.02"),
+        _fill("d1", "BATS_BZX", 300, "100.02"),
+        _fill("d1", "NYSE", 200, "100.02"),
+    ]
+    assert model_choice_cost(record, fills, PROFILES, MODEL) < listing
+
+
+def test_model_report_then_both_baselines_are_model_counterfactuals() -> None:
+    record = _spray_record(SNAPSHOT, ("NASDAQ", 200), listing="NYSE")
+    fills = [_fill("d1", "NASDAQ", 200, "100.02")]
+    report = routing_report([record], fills, FEES, profiles=PROFILES)
+    listing = model_counterfactual_cost(record, "NYSE", 200, PROFILES, MODEL)
+    lowest_fee = model_counterfactual_cost(record, "IEX", 200, PROFILES, MODEL)
+    assert listing is not None and lowest_fee is not None
+    quantum = Decimal("0.000001")
+    assert report.baseline_listing_cost_per_share == listing.quantize(quantum, ROUND_HALF_UP)
+    assert report.baseline_lowest_fee_cost_per_share == lowest_fee.quantize(quantum, ROUND_HALF_UP)
