@@ -218,7 +218,10 @@ class Gateway:
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 # A second gateway on a taken port must fail, not silently share it.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
+            # Load shedding: past this many RPCs in progress (open streams included) new ones
+            # are answered RESOURCE_EXHAUSTED at once instead of queueing until they time out.
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
         )
         services = self._add_services(server)
         address = f"{settings.grpc_host}:{settings.grpc_port}"

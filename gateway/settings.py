@@ -93,6 +93,13 @@ class Settings:
             "time between reporting NOT_SERVING and closing the listener, for load balancers"
         ),
     )
+    max_concurrent_rpcs: int = field(
+        default=4096,
+        metadata=_help(
+            "RPCs in progress (open streams included) past which new ones are refused with "
+            "RESOURCE_EXHAUSTED instead of queueing; 0: no limit"
+        ),
+    )
     max_message_bytes: int = field(
         default=4 * 1024 * 1024, metadata=_help("largest gRPC message accepted or sent")
     )
@@ -304,6 +311,8 @@ class Settings:
         for name in ("shutdown_grace_seconds", "shutdown_drain_seconds"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)}: must be >= 0")
+        if self.max_concurrent_rpcs < 0:
+            problems.append(f"max_concurrent_rpcs={self.max_concurrent_rpcs}: must be >= 0")
         if self.max_message_bytes < 1024:
             problems.append(f"max_message_bytes={self.max_message_bytes}: must be >= 1024")
         if self.market_clock not in MARKET_CLOCKS:
