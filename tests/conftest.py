@@ -7,12 +7,14 @@ Each test that asks for ``database_url`` gets a database of its own, dropped aft
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -106,17 +108,27 @@ def gateway_settings(database_url: str, tmp_path: Path, **overrides: object) -> 
     return Settings(**values)  # type: ignore[arg-type]  # test-only keyword bag
 
 
-@pytest.fixture(scope="module")
-async def gateway(
-    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Gateway]:
-    """A running gateway shared by the tests of one module; tests must not stop it."""
-    running = Gateway(gateway_settings(module_database_url, tmp_path_factory.mktemp("gateway")))
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, **options: Any) -> AsyncIterator[Gateway]:
+    """A gateway started with ``settings`` (``options``: Gateway's keyword arguments), stopped
+    when the block ends."""
+    running = Gateway(settings, **options)
     await running.start()
     try:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture(scope="module")
+async def gateway(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Gateway]:
+    """A running gateway shared by the tests of one module; tests must not stop it."""
+    async with serving(
+        gateway_settings(module_database_url, tmp_path_factory.mktemp("gateway"))
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from gateway._pb.execgw.v1 import market_state_pb2 as ms
 from gateway._pb.execgw.v1 import market_state_pb2_grpc as ms_grpc
 from gateway.feed_health import MARKET_DATA_STALE, FeedHealth
 from gateway.server import Gateway
-from tests.conftest import gateway_settings
+from tests.conftest import gateway_settings, serving
 from tests.service.test_halt_safety import OPEN, check, codes, open_market, publish, quotes
 
 QUIET = 0.5  # feed_stale_seconds of the gateway under test
@@ -26,12 +26,8 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     settings = gateway_settings(
         database_url, tmp_path, market_clock="feed", feed_stale_seconds=QUIET
     )
-    running = Gateway(settings)
-    await running.start()
-    try:
+    async with serving(settings) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from gateway._pb.execgw.v1 import market_state_pb2_grpc as ms_grpc
 from gateway._pb.execgw.v1 import pretrade_pb2 as pt
 from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pt_grpc
 from gateway.server import Gateway
-from tests.conftest import gateway_settings
+from tests.conftest import gateway_settings, serving
 
 ET = ZoneInfo("America/New_York")
 OPEN = datetime(2026, 11, 24, 10, 0, tzinfo=ET)
@@ -92,12 +92,8 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     settings = gateway_settings(
         database_url, tmp_path, market_clock="feed", stream_heartbeat_seconds=0.3
     )
-    running = Gateway(settings)
-    await running.start()
-    try:
+    async with serving(settings) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from gateway._pb.execgw.v1 import market_state_pb2_grpc as ms_grpc
 from gateway._pb.execgw.v1 import pretrade_pb2 as pt
 from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pt_grpc
 from gateway.server import Gateway
-from tests.conftest import gateway_settings
+from tests.conftest import gateway_settings, serving
 from tests.service.test_halt_safety import open_market, order, publish
 
 LIMIT = 8
@@ -25,12 +25,8 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     settings = gateway_settings(
         database_url, tmp_path, market_clock="feed", max_concurrent_rpcs=LIMIT
     )
-    running = Gateway(settings)
-    await running.start()
-    try:
+    async with serving(settings) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 async def test_rpcs_past_the_limit_refused_at_once_then_served_when_below_again(

@@ -21,18 +21,12 @@ from gateway._pb.execgw.v1 import routing_pb2 as rt
 from gateway._pb.execgw.v1 import routing_pb2_grpc as rt_grpc
 from gateway.server import Gateway
 from gateway.settings import Settings
-from tests.conftest import gateway_settings
+from tests.conftest import gateway_settings, serving
 from tests.service.test_halt_safety import OPEN, opening, order, publish, reference
 
 CHECK = "execgw.v1.PreTradeService/CheckOrder"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
-
-
-async def _started(settings: Settings, exporter: InMemorySpanExporter) -> Gateway:
-    running = Gateway(settings, span_exporter=exporter)
-    await running.start()
-    return running
 
 
 @pytest.fixture
@@ -45,14 +39,11 @@ async def traced(
     database_url: str, tmp_path: Path, exporter: InMemorySpanExporter
 ) -> AsyncIterator[Gateway]:
     """Every request traced (sample ratio 1)."""
-    running = await _started(
-        gateway_settings(database_url, tmp_path, market_clock="feed", tracing_sample_ratio=1.0),
-        exporter,
+    settings = gateway_settings(
+        database_url, tmp_path, market_clock="feed", tracing_sample_ratio=1.0
     )
-    try:
+    async with serving(settings, span_exporter=exporter) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture
@@ -60,14 +51,11 @@ async def unsampled(
     database_url: str, tmp_path: Path, exporter: InMemorySpanExporter
 ) -> AsyncIterator[Gateway]:
     """No request starts a trace of its own (sample ratio 0): only callers' sampled traces."""
-    running = await _started(
-        gateway_settings(database_url, tmp_path, market_clock="feed", tracing_sample_ratio=0.0),
-        exporter,
+    settings = gateway_settings(
+        database_url, tmp_path, market_clock="feed", tracing_sample_ratio=0.0
     )
-    try:
+    async with serving(settings, span_exporter=exporter) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 def _spans(gateway: Gateway, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
@@ -127,7 +115,7 @@ async def test_route_order_when_refused_then_span_carries_status_and_reason_and_
 async def test_route_order_when_decided_then_routing_decide_child_span(
     traced: Gateway, exporter: InMemorySpanExporter
 ) -> None:
-    from tests.service.test_routing import quote_events  # noqa: PLC0415  # its book, not a copy
+    from tests.service.test_routing import quote_events  # its book, not a copy
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{traced.port}") as channel:
         summary = await publish(channel, [reference(OPEN), opening(OPEN, "100.00")])
