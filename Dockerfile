@@ -14,7 +14,12 @@ COPY storage ./storage
 RUN pip install --no-cache-dir . && rm -rf /root/.cache
 
 USER execgw
+# Plaintext gRPC on all interfaces of the container (the gateway logs a warning at every start):
+# for any network beyond a private one, mount a certificate and key, set EXECGW_TLS_CERT_FILE and
+# EXECGW_TLS_KEY_FILE (and EXECGW_CLIENTS_FILE) and set EXECGW_ALLOW_INSECURE=false; the
+# HEALTHCHECK then needs EXECGW_CLIENT_CA_FILE (the certificate must name 127.0.0.1).
 ENV EXECGW_GRPC_HOST=0.0.0.0 \
+    EXECGW_ALLOW_INSECURE=true \
     EXECGW_METRICS_HOST=0.0.0.0 \
     EXECGW_LOG_FORMAT=json \
     EXECGW_SHUTDOWN_DRAIN_SECONDS=5 \

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway import settings as settings_module
+from gateway.client_commands import add_client_commands
 from gateway.errors import ExecgwError
 from gateway.journal_commands import add_journal_commands, add_pnl_report
 from gateway.settings import Settings
@@ -100,7 +101,9 @@ async def _health(settings: Settings) -> None:
 
     host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "") else settings.grpc_host
     target = f"{host}:{settings.grpc_port}"
-    async with grpc.aio.insecure_channel(target) as channel:
+    from gateway.transport import client_channel
+
+    async with client_channel(settings, target) as channel:
         try:
             answer = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=3
@@ -128,7 +131,9 @@ async def _report_routing(settings: Settings, args: argparse.Namespace) -> None:
     request = routing_pb2.GetRoutingReportRequest(
         start_date=args.start_date, end_date=args.end_date or args.start_date, symbols=args.symbol
     )
-    async with grpc.aio.insecure_channel(target) as channel:
+    from gateway.transport import client_channel
+
+    async with client_channel(settings, target) as channel:
         try:
             report = await routing_pb2_grpc.RoutingServiceStub(channel).GetRoutingReport(
                 request, timeout=args.timeout
@@ -533,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay_command(commands)
     _add_watch_command(commands)
     _add_demo_command(commands)
+    add_client_commands(commands)
     return parser
 
 
@@ -552,6 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay",
         "watch",
         "demo",
+        "issue-token",
     ):
         print(f"execgw: embedded PostgreSQL data in {settings.data_dir}", file=sys.stderr)
     try:

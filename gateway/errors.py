@@ -88,6 +88,36 @@ class NotImplementedYet(ExecgwError):
     reason = "NOT_IMPLEMENTED"
 
 
+class Unauthenticated(ExecgwError):
+    """The call carries no valid credentials (no client certificate, no or an unknown token)."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ExecgwError):
+    """The caller is known but its roles or accounts do not allow this call."""
+
+    reason = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(ExecgwError):
+    """The caller is over a limit; ``retry_after`` seconds (when known) until it may retry."""
+
+    reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
+class StreamIdle(ExecgwError):
+    """A stream went without client activity for longer than the idle timeout."""
+
+    reason = "STREAM_IDLE"
+
+
 class ConfigurationError(ExecgwError):
     """Settings are invalid; ``problems`` lists every bad key and value."""
 

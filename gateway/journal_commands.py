@@ -43,7 +43,9 @@ async def _call(settings: Settings, method: str, request: Any, timeout: float) -
     from gateway._pb.execgw.v1 import journal_pb2_grpc
 
     target = _target(settings)
-    async with grpc.aio.insecure_channel(target) as channel:
+    from gateway.transport import client_channel
+
+    async with client_channel(settings, target) as channel:
         try:
             stub = journal_pb2_grpc.JournalServiceStub(channel)
             return await getattr(stub, method)(request, timeout=timeout)

@@ -36,7 +36,8 @@ from gateway._pb.execgw.v1 import (
     pretrade_pb2_grpc,
     routing_pb2_grpc,
 )
-from gateway.api.base import add_to_server
+from gateway.api.access import Access, Limits
+from gateway.api.base import Servicer, add_to_server
 from gateway.api.journal import JournalServicer
 from gateway.api.market_state import MarketStateServicer
 from gateway.api.pretrade import PreTradeServicer
@@ -63,6 +64,7 @@ from gateway.routing_desk import RoutingDesk
 from gateway.settings import Settings
 from gateway.tracing import Tracing
 from gateway.trade_journal import TradeJournal, last_trade_marks
+from gateway.transport import server_credentials
 from storage.database import Database, DatabaseConfig, open_database
 from storage.journal import JournalWriter
 from storage.market_events import MarketEventRecorder, load_short_sale_restrictions
@@ -170,6 +172,7 @@ class Gateway:
         self.database: Database | None = None
         self.guard: HaltGuard | None = None
         self.port = 0
+        self.access: Access | None = None
         self.service_names: tuple[str, ...] = ()
 
     @property
@@ -185,6 +188,8 @@ class Gateway:
 
     async def _start(self) -> None:
         settings = self.settings
+        # First: a start that would listen in clear text beyond loopback goes no further.
+        credentials = server_credentials(settings)
         self.database = await self._stack.enter_async_context(
             open_database(database_config(settings))
         )
@@ -226,7 +231,10 @@ class Gateway:
         services = self._add_services(server)
         address = f"{settings.grpc_host}:{settings.grpc_port}"
         try:
-            self.port = server.add_insecure_port(address)
+            if credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise ConfigurationError([f"grpc_port: cannot listen on {address}: {exc}"]) from exc
         await server.start()
@@ -391,8 +399,10 @@ class Gateway:
         add_to_server(
             market_state_pb2_grpc.add_MarketStateServiceServicer_to_server, market_state, server
         )
+        self.access = self._access(pretrade, routing, journal, market_state)
         for servicer in (pretrade, routing, journal, market_state):
             servicer.tracing = self.tracing
+            servicer.access = self.access
         names = [s.SERVICE.full_name for s in (pretrade, routing, journal, market_state)]
         for install in self._extra_services:
             names.append(install(server))
@@ -407,6 +417,61 @@ class Gateway:
                 server,
             )
         return tuple(names)
+
+    def _access(self, *servicers: Servicer) -> Access | None:
+        """Authentication and per-client limits (None when neither is configured)."""
+        settings = self.settings
+        limits = Limits(
+            rate_per_second=settings.rate_limit_per_second,
+            burst=settings.rate_limit_burst,
+            max_streams=settings.max_streams_per_client,
+            stream_idle_seconds=settings.stream_idle_seconds,
+        )
+        if settings.clients_file is None and not limits.any:
+            return None
+        guard = self.guard
+        assert guard is not None
+
+        def order_account(client_order_id: str) -> str | None:
+            working = guard.orders.get(client_order_id)
+            return working.order.account if working is not None else None
+
+        access = Access(
+            (s.SERVICE for s in servicers),
+            clients_file=settings.clients_file,
+            mutual_tls=settings.tls_client_ca_file is not None,
+            limits=limits,
+            order_accounts=order_account,
+        )
+        if access.limits.stream_idle_seconds or access.limits.rate_per_second:
+            tick = min(1.0, access.limits.stream_idle_seconds / 4 or 1.0)
+            self._own_task(access.run_watchdog(tick), "access-watchdog")
+        if settings.clients_file is not None and settings.clients_reload_poll_seconds > 0:
+            self._own_task(
+                access.watch_clients_file(settings.clients_reload_poll_seconds),
+                "clients-file-watch",
+            )
+        log.info(
+            "access control on",
+            extra={
+                "authentication": access.authenticates,
+                "mutual_tls": access.mutual_tls,
+                "clients": len(access.registry.clients) if access.registry else 0,
+                "rate_limit_per_second": limits.rate_per_second,
+                "max_streams_per_client": limits.max_streams,
+                "stream_idle_seconds": limits.stream_idle_seconds,
+            },
+        )
+        return access
+
+    def reload(self) -> None:
+        """The SIGHUP handler: reload the venue profile file and the clients file."""
+        self.reload_venues()
+        self.reload_clients()
+
+    def reload_clients(self) -> bool:
+        """Reload the clients file (revoked tokens stop working); a bad file keeps the old one."""
+        return self.access.reload_clients() if self.access is not None else False
 
     def reload_venues(self) -> bool:
         """Reload the venue profile file (the SIGHUP handler); a bad file keeps the old ones."""
@@ -445,7 +510,7 @@ async def serve(
     on_ready: Callable[[Gateway], None] | None = None,
 ) -> None:
     """Run a gateway until SIGTERM or SIGINT, then shut it down gracefully. SIGHUP reloads the
-    venue profile file."""
+    venue profile file and the clients file."""
     gateway = Gateway(settings, extra_services=extra_services)
     await gateway.start()
     if on_ready is not None:
@@ -455,7 +520,7 @@ async def serve(
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, gateway.reload_venues)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload)
     try:
         await stopping.wait()
     finally:

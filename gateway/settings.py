@@ -10,6 +10,7 @@ the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -104,6 +105,75 @@ class Settings:
         default=4 * 1024 * 1024, metadata=_help("largest gRPC message accepted or sent")
     )
     reflection: bool = field(default=True, metadata=_help("serve gRPC server reflection"))
+    tls_cert_file: Path | None = field(
+        default=None,
+        metadata=_help("PEM certificate chain of the gRPC port; with tls_key_file turns TLS on"),
+    )
+    tls_key_file: Path | None = field(
+        default=None, metadata=_help("PEM private key of tls_cert_file")
+    )
+    tls_client_ca_file: Path | None = field(
+        default=None,
+        metadata=_help(
+            "PEM CA bundle: clients must present a certificate it signed (mutual TLS); the "
+            "client is named by the certificate's CN or a SAN; needs clients_file"
+        ),
+    )
+    allow_insecure: bool = field(
+        default=False,
+        metadata=_help(
+            "listen without TLS on a non-loopback grpc_host (refused otherwise; logs a warning)"
+        ),
+    )
+    clients_file: Path | None = field(
+        default=None,
+        metadata=_help(
+            "TOML file of the clients let in (name, roles, accounts, token hashes); turns "
+            "authentication on; SIGHUP or a change reloads it"
+        ),
+    )
+    clients_reload_poll_seconds: float = field(
+        default=2.0,
+        metadata=_help("how often clients_file is checked for a change (0: only on SIGHUP)"),
+    )
+    client_ca_file: Path | None = field(
+        default=None,
+        metadata=_help(
+            "client commands (health, report, reconcile, audit): PEM CA bundle trusted for the "
+            "gateway's certificate; set: they connect with TLS"
+        ),
+    )
+    client_cert_file: Path | None = field(
+        default=None,
+        metadata=_help("client commands: PEM certificate presented under mutual TLS"),
+    )
+    client_key_file: Path | None = field(
+        default=None, metadata=_help("client commands: PEM private key of client_cert_file")
+    )
+    client_token_file: Path | None = field(
+        default=None,
+        metadata=_help("client commands: file holding the bearer token they send"),
+    )
+    rate_limit_per_second: float = field(
+        default=0.0,
+        metadata=_help(
+            "calls a second each client may start (token bucket; 0: no limit); over it: "
+            "RESOURCE_EXHAUSTED with RetryInfo"
+        ),
+    )
+    rate_limit_burst: int = field(
+        default=100, metadata=_help("calls a client may start at once above its rate")
+    )
+    max_streams_per_client: int = field(
+        default=0, metadata=_help("streams a client may hold open at once (0: no limit)")
+    )
+    stream_idle_seconds: float = field(
+        default=0.0,
+        metadata=_help(
+            "end a client-streaming call (PublishMarketData, RecordFills) that sends no message "
+            "for this long (0: never)"
+        ),
+    )
     market_clock: str = field(
         default="wall",
         metadata=_help(
@@ -341,6 +411,7 @@ class Settings:
             )
         problems.extend(self._routing_problems())
         problems.extend(_journal_problems(self))
+        problems.extend(_security_problems(self))
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log_level={self.log_level!r}: must be one of {', '.join(LOG_LEVELS)}")
         if self.feed_stale_seconds < 0:
@@ -469,6 +540,66 @@ def _journal_problems(settings: Settings) -> list[str]:
         path = getattr(settings, name)
         if path is not None and not path.is_file():
             problems.append(f"{name}={path}: no such file")
+    return problems
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only accepts connections from this machine."""
+    name = host.strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def listen_problems(settings: Settings) -> list[str]:
+    """Why the gRPC port must not open as configured (plaintext beyond loopback)."""
+    if settings.tls_cert_file is None and not (
+        is_loopback(settings.grpc_host) or settings.allow_insecure
+    ):
+        return [
+            f"grpc_host={settings.grpc_host}: listening beyond loopback needs TLS "
+            "(tls_cert_file, tls_key_file) or allow_insecure"
+        ]
+    return []
+
+
+def _security_problems(settings: Settings) -> list[str]:
+    # listen_problems are not among them: they stop ``serve`` (gateway.transport), not the client
+    # commands (health, report, ...) that share these settings.
+    problems = []
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        problems.append("tls_cert_file and tls_key_file: set both or neither")
+    if settings.tls_client_ca_file is not None:
+        if settings.tls_cert_file is None:
+            problems.append("tls_client_ca_file: mutual TLS needs tls_cert_file and tls_key_file")
+        if settings.clients_file is None:
+            problems.append("tls_client_ca_file: needs clients_file (it gives clients their roles)")
+    if (settings.client_cert_file is None) != (settings.client_key_file is None):
+        problems.append("client_cert_file and client_key_file: set both or neither")
+    for name in (
+        "tls_cert_file",
+        "tls_key_file",
+        "tls_client_ca_file",
+        "clients_file",
+        "client_ca_file",
+        "client_cert_file",
+        "client_key_file",
+        "client_token_file",
+    ):
+        path = getattr(settings, name)
+        if path is not None and not path.is_file():
+            problems.append(f"{name}={path}: no such file")
+    for name in ("clients_reload_poll_seconds", "rate_limit_per_second", "stream_idle_seconds"):
+        value = getattr(settings, name)
+        if not (math.isfinite(value) and value >= 0):
+            problems.append(f"{name}={value}: must be >= 0")
+    if settings.rate_limit_burst < 1:
+        problems.append(f"rate_limit_burst={settings.rate_limit_burst}: must be >= 1")
+    if settings.max_streams_per_client < 0:
+        problems.append(f"max_streams_per_client={settings.max_streams_per_client}: must be >= 0")
     return problems
 
 

@@ -1,4 +1,5 @@
-"""Servicer base: every RPC method goes through the one error translator.
+"""Servicer base: every RPC method goes through the one error translator, and through the access
+check of ``gateway.api.access`` when authentication or a per-client limit is configured.
 
 A servicer subclasses the generated ``*Servicer`` and ``Servicer`` and names its service
 descriptor; ``__init_subclass__`` wraps each RPC method it defines, by the method's streaming kind.
@@ -11,7 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
@@ -22,6 +23,9 @@ from gateway import errors
 from gateway.api import status
 from gateway.metrics import Metrics
 from gateway.tracing import Tracing
+
+if TYPE_CHECKING:
+    from gateway.api.access import Access
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,9 @@ class Servicer:
     SERVICE: ClassVar[ServiceDescriptor]
     # Set by the server when tracing is on.
     tracing: Tracing = Tracing.off()
+    # Set by the server when authentication or a per-client limit is on: every call is admitted
+    # by it first (None, the default: the one check a call pays).
+    access: Access | None = None
     # Methods whose responses may be yielded already encoded (bytes): a stream that sends one
     # message to many subscribers encodes it once.
     ENCODED_RESPONSES: ClassVar[frozenset[str]] = frozenset()
@@ -124,11 +131,14 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
         @functools.wraps(handler)
         async def streaming(self: Servicer, request: Any, context: Context) -> AsyncIterator[Any]:
             observed = _Observed(self, name, path, context)
+            lease = None
             try:
                 if streamed_requests:
                     request = _checked(request, request_type)
                 elif request is _MALFORMED:
                     raise _malformed(request_type)
+                if self.access is not None:
+                    request, lease = self.access.admit(name, request, context)
                 async for item in handler(self, request, context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError) as error:
@@ -138,6 +148,8 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
                 observed.failed(error, context)
                 await _fail(self, name, context, error)
             finally:
+                if lease is not None:
+                    lease.release()
                 observed.end()
 
         return streaming
@@ -145,11 +157,14 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
     @functools.wraps(handler)
     async def unary(self: Servicer, request: Any, context: Context) -> Any:
         observed = _Observed(self, name, path, context)
+        lease = None
         try:
             if streamed_requests:
                 request = _checked(request, request_type)
             elif request is _MALFORMED:
                 raise _malformed(request_type)
+            if self.access is not None:
+                request, lease = self.access.admit(name, request, context)
             return await handler(self, request, context)
         except (grpc.aio.AbortError, asyncio.CancelledError) as error:
             observed.failed(error, context)
@@ -158,6 +173,8 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
             observed.failed(error, context)
             await _fail(self, name, context, error)
         finally:
+            if lease is not None:
+                lease.release()
             observed.end()
 
     return unary

@@ -2,7 +2,8 @@
 
 Every servicer method is wrapped (see ``gateway.api.base``) so that:
 - an ``ExecgwError`` becomes its status code with google.rpc details: ErrorInfo carrying the stable
-  reason, and BadRequest field violations for invalid arguments;
+  reason, BadRequest field violations for invalid arguments, and RetryInfo for a limit the caller
+  may retry after;
 - cancellation and gRPC's own abort propagate untouched;
 - anything else becomes INTERNAL with a generic message; the traceback is logged, never sent.
 """
@@ -10,6 +11,7 @@ Every servicer method is wrapped (see ``gateway.api.base``) so that:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import cast
 
@@ -32,6 +34,10 @@ _CODES: tuple[tuple[type[errors.ExecgwError], grpc.StatusCode], ...] = (
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),
     (errors.ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.StreamIdle, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 
@@ -71,6 +77,10 @@ def to_status(error: errors.ExecgwError, metadata: Mapping[str, str] | None = No
                 )
             )
         )
+    if isinstance(error, errors.ResourceExhausted) and error.retry_after is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(max(0, math.ceil(error.retry_after * 1e9)))
+        details.append(_pack(retry))
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
     return cast(grpc.Status, rpc_status.to_status(status))
 
