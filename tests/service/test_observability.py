@@ -6,6 +6,7 @@ send) and its real Prometheus registry; requests go through the generated stubs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -58,9 +59,18 @@ async def unsampled(
         yield running
 
 
-def _spans(gateway: Gateway, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
-    gateway.tracing.force_flush()
-    return list(exporter.get_finished_spans())
+async def _spans(
+    gateway: Gateway, exporter: InMemorySpanExporter, name: str | None = None
+) -> list[ReadableSpan]:
+    """The finished spans; with ``name``, once a span of that name (ending with it) is among
+    them: the server ends an RPC's span after the client may already have its answer."""
+    for _ in range(100):
+        gateway.tracing.force_flush()
+        spans = list(exporter.get_finished_spans())
+        if name is None or any(s.name.endswith(name) for s in spans):
+            return spans
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {name} span")
 
 
 async def _check(port: int, metadata: tuple[tuple[str, str], ...] = ()) -> pt.CheckOrderResponse:
@@ -77,7 +87,7 @@ async def test_check_order_when_traced_then_rpc_span_with_outcome_reasons_and_ch
 ) -> None:
     answer = await _check(traced.port)  # MSFT has no reference data: refused
 
-    spans = _spans(traced, exporter)
+    spans = await _spans(traced, exporter, CHECK)
     rpc = next(s for s in spans if s.name == CHECK)
     assert rpc.kind is SpanKind.SERVER
     assert rpc.attributes is not None
@@ -105,7 +115,8 @@ async def test_route_order_when_refused_then_span_carries_status_and_reason_and_
             )
     assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
 
-    rpc = next(s for s in _spans(traced, exporter) if s.name.endswith("/RouteOrder"))
+    spans = await _spans(traced, exporter, "/RouteOrder")
+    rpc = next(s for s in spans if s.name.endswith("/RouteOrder"))
     assert rpc.attributes is not None
     assert rpc.attributes["rpc.grpc.status_code"] == "FAILED_PRECONDITION"
     assert rpc.attributes["execgw.reason"] == "UNKNOWN_SYMBOL"
@@ -125,7 +136,7 @@ async def test_route_order_when_decided_then_routing_decide_child_span(
             rt.RouteOrderRequest(order=order(limit_price="100.01"))
         )
 
-    spans = _spans(traced, exporter)
+    spans = await _spans(traced, exporter, "routing.decide")
     rpc = next(s for s in spans if s.name.endswith("/RouteOrder"))
     decide = next(s for s in spans if s.name == "routing.decide")
     assert decide.parent is not None and decide.parent.span_id == rpc.context.span_id
@@ -135,13 +146,15 @@ async def test_request_with_sampled_traceparent_when_ratio_zero_then_continues_c
     unsampled: Gateway, exporter: InMemorySpanExporter
 ) -> None:
     await _check(unsampled.port)  # no caller trace, ratio 0: not traced
-    assert _spans(unsampled, exporter) == []
+    await asyncio.sleep(0.1)  # a span, if any, would have ended by now
+    assert await _spans(unsampled, exporter) == []
 
     await _check(unsampled.port, (("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-00"),))
-    assert _spans(unsampled, exporter) == []  # the caller did not sample it
+    await asyncio.sleep(0.1)
+    assert await _spans(unsampled, exporter) == []  # the caller did not sample it
 
     await _check(unsampled.port, (("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01"),))
-    rpc = next(s for s in _spans(unsampled, exporter) if s.name == CHECK)
+    rpc = next(s for s in await _spans(unsampled, exporter, CHECK) if s.name == CHECK)
     assert format(rpc.context.trace_id, "032x") == TRACE_ID
     assert rpc.parent is not None and format(rpc.parent.span_id, "016x") == PARENT_ID
     assert rpc.parent.is_remote
