@@ -33,7 +33,7 @@ from gateway.domain.fees import (
     VenueFeeParameters,
     VenueFeeSchedule,
 )
-from gateway.domain.fills import Fill, FillKey, FillKind
+from gateway.domain.fills import Fill, FillKey, FillKind, trade_date_of
 from gateway.domain.market_state import MarketStateEngine
 from gateway.domain.pnl import (
     DEFAULT_GROUPING,
@@ -108,9 +108,9 @@ class Recorded:
     position: Position
 
 
-def _row(fill: Fill, fees: FeeBreakdown, received_at: datetime) -> FillRow:
+def _row(fill: Fill, fees: FeeBreakdown, received_at: datetime, trade_date: date) -> FillRow:
     return FillRow(
-        fill.trade_date,
+        trade_date,
         fill.venue,
         fill.exec_id,
         fill.account,
@@ -168,6 +168,7 @@ class TradeJournal:
             outcome: metrics.journal_fills.labels(outcome)
             for outcome in ("recorded", "duplicate", "conflict", "refused")
         }
+        self._observe_latency = metrics.journal_fill_latency.observe
 
     async def load(self) -> int:
         """Rebuild the positions from every journaled fill, in journal order; return the count."""
@@ -298,7 +299,9 @@ class TradeJournal:
         """
         started = time.perf_counter()
         fees = self._fees.fees(fill, self._venue_fees(fill.venue))
-        future = self.writer.submit(_row(fill, fees, received_at))
+        future = self.writer.submit(
+            _row(fill, fees, received_at, trade_date_of(fill.transaction_time)), fill
+        )
         answer: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
 
         def committed(done: asyncio.Future[StoredFill]) -> None:
@@ -317,25 +320,29 @@ class TradeJournal:
                     answer.set_exception(error)
                 return
             stored = done.result()
-            applied = audit.domain_fill(stored.row) if stored.duplicate else fill
+            if stored.duplicate:
+                applied, charged = audit.domain_fill(stored.row), audit.domain_fees(stored.row)
+            else:
+                applied, charged = fill, fees
             # A duplicate the book has not seen (stored by another process) is folded in too.
             effect = self.book.apply(applied)
             if effect.rebuilt or effect.position.quantity in (0, applied.signed_quantity):
                 self._count_positions()
             self._outcomes["duplicate" if stored.duplicate else "recorded"].inc()
-            self._metrics.journal_fill_latency.observe(time.perf_counter() - started)
+            self._observe_latency(time.perf_counter() - started)
             if not answer.done():
-                answer.set_result(
-                    Recorded(
-                        stored,
-                        applied,
-                        audit.domain_fees(stored.row),
-                        self.book.position(applied.account, applied.symbol),
-                    )
-                )
+                # ``effect.position`` is the book's position of the pair after this fill.
+                answer.set_result(Recorded(stored, applied, charged, effect.position))
 
-        future.add_done_callback(committed)
+        if future.done():
+            committed(future)  # a retry answered from memory: no turn of the loop
+        else:
+            future.add_done_callback(committed)
         return answer
+
+    def count_retry(self) -> None:
+        """Count a retry the edge answered with its original acknowledgement (a duplicate)."""
+        self._outcomes["duplicate"].inc()
 
     def positions(
         self,

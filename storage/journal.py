@@ -11,6 +11,10 @@ already exist, answers those callers with the stored row (``duplicate=True``) or
 content differs, and writes the rest again. When the connection fails the outcome of the batch is
 unknown, so its callers get ``JournalUnavailable`` (retryable; a retry is idempotent) and the
 writer reconnects, continuing its chain from what the database holds.
+
+The writer remembers the fills it has seen committed (the most recent ``recent_size``): a retry
+of one of those is answered from memory, with no round trip and no failed COPY. That is as durable
+as asking the database: a committed fill cannot be changed or removed (append-only).
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ import asyncio
 import logging
 import os
 import socket
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
+from operator import attrgetter
 
 import asyncpg
 
+from gateway.domain import audit_chain
+from gateway.domain.fills import Fill
 from gateway.errors import AlreadyExists, ExecgwError
 from storage import audit
 from storage.audit import GENESIS_HASH
@@ -85,7 +93,7 @@ class FillRow:
 
     def same_fill(self, other: FillRow) -> bool:
         """Whether ``other`` reports the same execution (receive time and fees may differ)."""
-        return all(getattr(self, name) == getattr(other, name) for name in CONTENT_FIELDS)
+        return _content(self) == _content(other)
 
 
 CONTENT_FIELDS = (
@@ -106,6 +114,9 @@ CONTENT_FIELDS = (
 )
 ROW_FIELDS = tuple(f.name for f in fields(FillRow))
 COLUMNS = (*ROW_FIELDS, "sequence", "chain_id", "chain_seq", "prev_hash", "row_hash")
+# One C call per row instead of a getattr per column.
+_content = attrgetter(*CONTENT_FIELDS)
+_row_values = attrgetter(*ROW_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +135,9 @@ class StoredFill:
 class _Pending:
     row: FillRow
     future: asyncio.Future[StoredFill]
+    # The domain fill the row records, when the caller has it: the hash link then need not
+    # rebuild it from the row.
+    fill: Fill | None = None
     # Set when the row is known to be stored, even if the caller stopped waiting.
     stored: StoredFill | None = None
 
@@ -160,6 +174,7 @@ class JournalWriter:
         command_timeout: float = 30.0,
         max_batch: int = 5000,
         retry_delay: float = 0.5,
+        recent_size: int = 32_768,
     ) -> None:
         self._url = url
         self._connect_timeout = connect_timeout
@@ -177,6 +192,10 @@ class JournalWriter:
         # Set on every change of availability; the owner clears it after reading ``available``.
         self.availability_changed = asyncio.Event()
         self._sequences: list[int] = []
+        # Fills seen committed, oldest first: retries are answered from here. An OrderedDict, as
+        # removing the oldest entry of a plain dict slows its iteration from the front.
+        self._recent: OrderedDict[tuple[date, str, str], StoredFill] = OrderedDict()
+        self._recent_size = recent_size
         self.batches_written = 0
         self.rows_written = 0
 
@@ -188,9 +207,10 @@ class JournalWriter:
         async with asyncio.timeout(timeout):
             await self._available.wait()
 
-    def submit(self, row: FillRow) -> asyncio.Future[StoredFill]:
+    def submit(self, row: FillRow, fill: Fill | None = None) -> asyncio.Future[StoredFill]:
         """Queue ``row``; the future resolves once it is committed (or was already).
 
+        ``fill``: the domain fill ``row`` records, if the caller has it (saves rebuilding it).
         Raises JournalUnavailable at once while the journal cannot write.
         """
         if not self._available.is_set():
@@ -198,7 +218,13 @@ class JournalWriter:
                 "the journal cannot reach PostgreSQL; the fill was not recorded"
             )
         future: asyncio.Future[StoredFill] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(row, future))
+        pending = _Pending(row, future, fill)
+        known = self._recent.get(row.key)
+        if known is not None:
+            # A retry of a fill seen committed: answered now, without a turn of the writer.
+            _answer_known(pending, known)
+            return future
+        self._queue.append(pending)
         self._wakeup.set()
         return future
 
@@ -326,14 +352,21 @@ class JournalWriter:
         # Two requests for the same key in one batch: the first is written, the others wait for it.
         first: dict[tuple[date, str, str], _Pending] = {}
         followers: list[tuple[_Pending, _Pending]] = []
+        recent = self._recent
         for pending in batch:
-            leader = first.get(pending.row.key)
+            key = pending.row.key
+            known = recent.get(key)
+            if known is not None:
+                # Seen committed before: a retry, answered without the database.
+                _answer_known(pending, known)
+                continue
+            leader = first.get(key)
             if leader is None:
-                first[pending.row.key] = pending
+                first[key] = pending
             else:
                 followers.append((pending, leader))
         todo = list(first.values())
-        months = {row.trade_date.replace(day=1) for row in (p.row for p in todo)} - self._months
+        months = {p.row.trade_date.replace(day=1) for p in todo} - self._months
         for month in sorted(months):
             await connection.execute("SELECT journal_ensure_month($1)", month)
             self._months.add(month)
@@ -391,21 +424,17 @@ class JournalWriter:
         records = []
         stored = []
         prev_hash, chain_seq = self._prev_hash, self._chain_seq
+        chain_id = self.chain_id or 0
+        journal_row, row_hash_of = audit.journal_row, audit_chain.row_hash
         for pending, sequence in zip(todo, sequences, strict=True):
             row = pending.row
             chain_seq += 1
-            row_hash = audit.link(prev_hash, row, sequence, self.chain_id or 0, chain_seq)
-            records.append(
-                (
-                    *(getattr(row, name) for name in ROW_FIELDS),
-                    sequence,
-                    self.chain_id,
-                    chain_seq,
-                    prev_hash,
-                    row_hash,
-                )
+            # audit.link's hash, given the domain fill when the caller passed it.
+            row_hash = row_hash_of(
+                prev_hash, journal_row(row, sequence, chain_id, chain_seq, pending.fill)
             )
-            stored.append(StoredFill(row, sequence, self.chain_id or 0, chain_seq, row_hash))
+            records.append((*_row_values(row), sequence, chain_id, chain_seq, prev_hash, row_hash))
+            stored.append(StoredFill(row, sequence, chain_id, chain_seq, row_hash))
             prev_hash = row_hash
         try:
             await connection.copy_records_to_table("trade_fills", records=records, columns=COLUMNS)
@@ -416,9 +445,16 @@ class JournalWriter:
         self.rows_written += len(records)
         for pending, result in zip(todo, stored, strict=True):
             pending.stored = result
+            self._remember(result)
             if not pending.future.done():
                 pending.future.set_result(result)
         return []
+
+    def _remember(self, stored: StoredFill) -> None:
+        recent = self._recent
+        if len(recent) >= self._recent_size:
+            recent.popitem(last=False)
+        recent[stored.row.key] = stored
 
     async def _resolve_duplicates(
         self, connection: asyncpg.Connection, todo: list[_Pending]
@@ -439,6 +475,7 @@ class JournalWriter:
                 remaining.append(pending)
                 continue
             stored = _stored(record, duplicate=True)
+            self._remember(stored)
             if stored.row.same_fill(pending.row):
                 pending.stored = stored
                 if not pending.future.done():
@@ -454,6 +491,28 @@ def _conflict(row: FillRow, stored: StoredFill) -> FillConflict:
         f"fill {row.venue}/{row.exec_id} on {row.trade_date} is already recorded (sequence "
         f"{stored.sequence}) with different {', '.join(differing)}; the stored fill is unchanged"
     )
+
+
+def _answer_known(pending: _Pending, known: StoredFill) -> None:
+    """Answer a request for a fill this writer saw committed: duplicate, or a conflict."""
+    if pending.future.done():
+        return
+    if known.row.same_fill(pending.row):
+        pending.stored = known
+        pending.future.set_result(
+            known
+            if known.duplicate
+            else StoredFill(
+                known.row,
+                known.sequence,
+                known.chain_id,
+                known.chain_seq,
+                known.row_hash,
+                duplicate=True,
+            )
+        )
+    else:
+        pending.future.set_exception(_conflict(pending.row, known))
 
 
 def _answer_follower(pending: _Pending, leader: _Pending) -> None:

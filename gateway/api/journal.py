@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -18,7 +19,90 @@ from gateway.trade_journal import Recorded, TradeJournal
 
 # Requests of one RecordFills stream taken in ahead of their answers.
 MAX_IN_FLIGHT = 4096
-_InFlight = tuple[pb.RecordFillRequest, "asyncio.Future[Recorded]"]
+# Original acknowledgements kept for retries (see ``_Acknowledged``).
+ACKNOWLEDGEMENTS_KEPT = 32_768
+_InFlight = tuple[pb.RecordFillRequest, "asyncio.Future[Recorded] | pb.FillAck"]
+
+
+class _Acknowledged:
+    """The latest acknowledgements this gateway gave for new fills, by (venue, exec id).
+
+    A retry that sends the same fill again, field for field, is answered with its original
+    acknowledgement marked duplicate (what the API promises), without validating, pricing or
+    journaling it again: the fill it names was committed before that acknowledgement was given,
+    and a committed fill never changes. Anything else (a changed fill, an unknown one, one
+    acknowledged long ago) takes the full path, which finds duplicates and conflicts itself.
+    """
+
+    __slots__ = ("_acks", "_size")
+
+    def __init__(self, size: int = ACKNOWLEDGEMENTS_KEPT) -> None:
+        self._acks: OrderedDict[tuple[str, str], tuple[pb.Fill, pb.FillAck]] = OrderedDict()
+        self._size = size
+
+    def get(self, fill: pb.Fill) -> pb.FillAck | None:
+        """The original acknowledgement of exactly this fill, if kept."""
+        found = self._acks.get((fill.venue, fill.exec_id))
+        if found is None or found[0] != fill:
+            return None
+        return found[1]
+
+    def add(self, fill: pb.Fill, ack: pb.FillAck) -> None:
+        acks = self._acks
+        if len(acks) >= self._size:
+            acks.popitem(last=False)
+        acks[(fill.venue, fill.exec_id)] = (fill, ack)
+
+
+class _Pipeline:
+    """The requests of one stream in flight, in request order, between its reader and answerer.
+
+    Plain attributes and one wake-up future instead of an ``asyncio.Queue`` and a semaphore: a
+    stream passes tens of thousands of fills a second, and those cost microseconds each.
+    """
+
+    __slots__ = ("_answerer_waits", "_loop", "_reader_waits", "closed", "items")
+
+    def __init__(self) -> None:
+        self.items: deque[_InFlight] = deque()
+        self.closed = False
+        self._loop = asyncio.get_running_loop()
+        self._reader_waits: asyncio.Future[None] | None = None
+        self._answerer_waits: asyncio.Future[None] | None = None
+
+    def put(self, item: _InFlight) -> None:
+        self.items.append(item)
+        self._wake_answerer()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake_answerer()
+
+    def _wake_answerer(self) -> None:
+        waiter = self._answerer_waits
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_room(self) -> None:
+        """Wait while MAX_IN_FLIGHT requests await their answers."""
+        while len(self.items) >= MAX_IN_FLIGHT:
+            self._reader_waits = self._loop.create_future()
+            await self._reader_waits
+
+    async def wait_item(self) -> bool:
+        """Wait for a request to answer; False when the reader is done and none is left."""
+        while not self.items:
+            if self.closed:
+                return False
+            self._answerer_waits = self._loop.create_future()
+            await self._answerer_waits
+        return True
+
+    def taken(self) -> None:
+        """The oldest request was answered: let the reader go on once half the room is free."""
+        waiter = self._reader_waits
+        if waiter is not None and not waiter.done() and len(self.items) <= MAX_IN_FLIGHT // 2:
+            waiter.set_result(None)
 
 
 class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
@@ -27,6 +111,7 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
     def __init__(self, metrics: Metrics, journal: TradeJournal | None = None) -> None:
         super().__init__(metrics)
         self._journal = journal
+        self._acknowledged = _Acknowledged()
 
     def _require_journal(self) -> TradeJournal:
         if self._journal is None:
@@ -45,11 +130,31 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
         assert self._journal is not None
         response = pb.RecordFillResponse(request_id=request.request_id)
         jc.ack_to_proto(recorded, self._journal.marks(recorded.fill.symbol), response.ack)
+        if not recorded.stored.duplicate:
+            self._acknowledged.add(request.fill, response.ack)
+        return response
+
+    def _retried(self, request: pb.RecordFillRequest) -> pb.FillAck | None:
+        """The original acknowledgement when ``request`` repeats a fill acknowledged here."""
+        if self._journal is None:
+            return None
+        ack = self._acknowledged.get(request.fill)
+        if ack is not None:
+            self._journal.count_retry()
+        return ack
+
+    @staticmethod
+    def _duplicate(request: pb.RecordFillRequest, ack: pb.FillAck) -> pb.RecordFillResponse:
+        response = pb.RecordFillResponse(request_id=request.request_id, ack=ack)
+        response.ack.duplicate = True
         return response
 
     async def RecordFill(
         self, request: pb.RecordFillRequest, context: Context
     ) -> pb.RecordFillResponse:
+        ack = self._retried(request)
+        if ack is not None:
+            return self._duplicate(request, ack)
         return self._ack(request, await self._submit(request))
 
     async def RecordFills(
@@ -58,37 +163,48 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
         # One answer per request, in request order, each after its commit. A reader takes
         # requests in while earlier ones wait for their commit (so one stream fills the writer's
         # batches), at most MAX_IN_FLIGHT ahead of the answers: a client that does not read its
-        # answers is slowed by HTTP/2 flow control, it cannot grow the gateway's memory.
-        queue: asyncio.Queue[_InFlight | None] = asyncio.Queue()  # bounded by ``slots``
-        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # answers is slowed by HTTP/2 flow control, it cannot grow the gateway's memory. The
+        # writer commits in submission order, so once the oldest request is answered the rest of
+        # its batch is too: the answers of a batch go out without another wait.
+        pipeline = _Pipeline()
+        loop = asyncio.get_running_loop()
 
         async def read() -> None:
             try:
                 async for request in request_iterator:
-                    await slots.acquire()
-                    try:
-                        future = self._submit(request)
-                    except ExecgwError as error:
-                        future = asyncio.get_running_loop().create_future()
-                        future.set_exception(error)
-                    queue.put_nowait((request, future))
+                    await pipeline.wait_room()
+                    outcome: asyncio.Future[Recorded] | pb.FillAck | None = self._retried(request)
+                    if outcome is None:
+                        try:
+                            outcome = self._submit(request)
+                        except ExecgwError as error:
+                            outcome = loop.create_future()
+                            outcome.set_exception(error)
+                    pipeline.put((request, outcome))
             finally:
-                queue.put_nowait(None)
+                pipeline.close()
 
         reader = asyncio.create_task(read(), name="record-fills-reader")
+        items = pipeline.items
         try:
-            while (item := await queue.get()) is not None:
-                request, future = item
-                await asyncio.wait((future,))
-                slots.release()
-                yield self._answer(request, future)
+            while await pipeline.wait_item():
+                request, outcome = items[0]
+                if isinstance(outcome, pb.FillAck):
+                    items.popleft()
+                    pipeline.taken()
+                    yield self._duplicate(request, outcome)
+                    continue
+                if not outcome.done():
+                    await asyncio.wait((outcome,))  # once per batch: the rest are done with it
+                items.popleft()
+                pipeline.taken()
+                yield self._answer(request, outcome)
             await reader  # a failed read ends the call with its error
         finally:
             reader.cancel()
-            while not queue.empty():
-                left = queue.get_nowait()
-                if left is not None:
-                    left[1].cancel()
+            for _, left in items:
+                if not isinstance(left, pb.FillAck):
+                    left.cancel()
 
     def _answer(
         self, request: pb.RecordFillRequest, future: asyncio.Future[Recorded]
