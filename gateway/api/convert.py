@@ -241,10 +241,24 @@ TIMES_IN_FORCE: Mapping[int, TimeInForce] = {
 # --- messages ----------------------------------------------------------------------------------
 
 
+_PATHS: dict[tuple[type, str], object] = {}
+P = TypeVar("P")
+
+
+def field_paths(kind: type[P], parent: str) -> P:
+    """The field paths of ``kind``'s fields under ``parent`` ("order.limit_price"), built once
+    per parent: a request's fields are named in its errors, and formatting the names on every
+    call costs more than the checks. ``kind`` is a dataclass whose field names are the message's.
+    """
+    found = _PATHS.get((kind, parent))
+    if found is None:
+        names = kind.__dataclass_fields__  # type: ignore[attr-defined]
+        found = _PATHS[(kind, parent)] = kind(*(f"{parent}.{name}" for name in names))
+    return found  # type: ignore[return-value]
+
+
 @dataclass(frozen=True, slots=True)
 class _OrderFields:
-    """The field paths of an ``Order``'s fields under one parent field, built once."""
-
     client_order_id: str
     account: str
     symbol: str
@@ -255,23 +269,11 @@ class _OrderFields:
     limit_price: str
     venue: str
 
-    @classmethod
-    def under(cls, parent: str) -> _OrderFields:
-        found = _ORDER_FIELDS.get(parent)
-        if found is None:
-            found = _ORDER_FIELDS[parent] = cls(
-                *(f"{parent}.{name}" for name in cls.__dataclass_fields__)
-            )
-        return found
-
-
-_ORDER_FIELDS: dict[str, _OrderFields] = {}
-
 
 def order(message: common.Order, field: str, problems: Problems) -> OrderRequest | None:
     """Parse an ``Order``; returns None (with problems recorded) when it is invalid."""
     before = len(problems)
-    paths = _OrderFields.under(field)
+    paths = field_paths(_OrderFields, field)
     client_order_id = identifier(message.client_order_id, paths.client_order_id, problems)
     account = identifier(message.account, paths.account, problems)
     ticker = symbol(message.symbol, paths.symbol, problems)

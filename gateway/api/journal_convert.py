@@ -68,17 +68,7 @@ class _FillFields:
     kind: str
     corrects_exec_id: str
 
-    @classmethod
-    def under(cls, parent: str) -> _FillFields:
-        found = _FILL_FIELDS.get(parent)
-        if found is None:
-            found = _FILL_FIELDS[parent] = cls(
-                *(f"{parent}.{name}" for name in cls.__dataclass_fields__)
-            )
-        return found
 
-
-_FILL_FIELDS: dict[str, _FillFields] = {}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # datetime's range ends with year 9999; a later timestamp cannot be a fill's.
 _MAX_SECONDS = int((datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH).total_seconds())
@@ -89,7 +79,7 @@ _MAX_SEEN_VENUES = 1024
 
 def check_fill(fill: pb.Fill, field: str, problems: convert.Problems) -> Decimal | None:
     """Check the fields of a fill that the edge can judge alone; return the parsed price."""
-    paths = _FillFields.under(field)
+    paths = convert.field_paths(_FillFields, field)
     venue = fill.venue
     if venue not in _SEEN_VENUES:
         before = len(problems)
