@@ -1,10 +1,13 @@
-"""Requests the load benchmarks send, one per RPC, and what each target needs first."""
+"""Requests the load benchmarks send, one per RPC, and what each target needs first.
+
+RecordFill needs no market data: its fill is reported as executed before the primed instant.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -12,6 +15,7 @@ from google.protobuf.message import Message
 
 from gateway._pb.execgw.v1 import (
     common_pb2,
+    journal_pb2,
     market_state_pb2,
     market_state_pb2_grpc,
     pretrade_pb2,
@@ -21,6 +25,8 @@ from gateway._pb.execgw.v1 import (
 # The trading-day instant the primed market data carries; a gateway with market_clock=feed takes
 # it as "now" (Tuesday 2026-11-24, 10:00 ET: continuous trading).
 MARKET_TIME = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("America/New_York"))
+# Fills are reported as executed a few minutes before that instant.
+FILL_TIME = MARKET_TIME - timedelta(minutes=5)
 VENUES = ("NASDAQ", "NYSE", "NYSE_ARCA", "IEX", "BATS_BZX", "EDGX")
 LISTINGS = ("NASDAQ", "NYSE", "NYSE_ARCA")
 
@@ -33,6 +39,11 @@ class RequestSpec:
     # Called with the target's port and a universe size before the load (publish reference data,
     # quotes, ...); the gateway then runs with market_clock=feed.
     prepare: Callable[[int, int], None] | None = None
+    # The RPC is idempotent on a key the request carries: repeating one body (as h2load does)
+    # measures the duplicate answer after the first request.
+    duplicate_after_first: bool = False
+    # The same request with a distinct key for each ``n`` (the first-time path), when there is one.
+    unique: Callable[[int], Message] | None = None
 
 
 ORDER = common_pb2.Order(
@@ -118,6 +129,29 @@ def prime_market(port: int, universe: int) -> None:
         raise SystemExit(f"priming: {summary.rejected} events rejected: {reasons}")
 
 
+def _fill(exec_id: str, n: int = 0) -> journal_pb2.Fill:
+    message = journal_pb2.Fill(
+        venue="NASDAQ",
+        exec_id=exec_id,
+        account="ACC-1",
+        symbol="AAPL",
+        side=common_pb2.SIDE_BUY,
+        quantity=100,
+        price="187.25",
+        liquidity=common_pb2.LIQUIDITY_REMOVED,
+        client_order_id="bench-1",
+    )
+    message.transaction_time.FromDatetime(FILL_TIME + timedelta(microseconds=n))
+    return message
+
+
+def _unique_order(n: int) -> common_pb2.Order:
+    order = common_pb2.Order()
+    order.CopyFrom(ORDER)
+    order.client_order_id = f"bench-u{n}"
+    return order
+
+
 REQUESTS: dict[str, RequestSpec] = {
     "CheckOrder": RequestSpec(
         "/execgw.v1.PreTradeService/CheckOrder",
@@ -130,11 +164,20 @@ REQUESTS: dict[str, RequestSpec] = {
         pretrade_pb2.SubmitOrderRequest(order=ORDER),
         pretrade_pb2.SubmitOrderResponse,
         prime_market,
+        duplicate_after_first=True,
+        unique=lambda n: pretrade_pb2.SubmitOrderRequest(order=_unique_order(n)),
     ),
     "RouteOrder": RequestSpec(
         "/execgw.v1.RoutingService/RouteOrder",
         routing_pb2.RouteOrderRequest(order=ORDER),
         routing_pb2.RouteOrderResponse,
         prime_market,
+    ),
+    "RecordFill": RequestSpec(
+        "/execgw.v1.JournalService/RecordFill",
+        journal_pb2.RecordFillRequest(fill=_fill("H2LOAD-1")),
+        journal_pb2.RecordFillResponse,
+        duplicate_after_first=True,
+        unique=lambda n: journal_pb2.RecordFillRequest(fill=_fill(f"UNIQUE-{n}", n)),
     ),
 }
