@@ -44,23 +44,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway._pb.execgw.v1 import common_pb2, journal_pb2  # noqa: E402  # after the path is set
+from benchmarks import requests  # noqa: E402  # after the path is set
+from gateway._pb.execgw.v1 import journal_pb2  # noqa: E402
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 
 
 def fill(exec_id: str, at: datetime = T0) -> journal_pb2.Fill:
-    message = journal_pb2.Fill(
-        venue="NASDAQ",
-        exec_id=exec_id,
-        account="ACC-1",
-        symbol="AAPL",
-        side=common_pb2.SIDE_BUY,
-        quantity=100,
-        price="187.25",
-        liquidity=common_pb2.LIQUIDITY_REMOVED,
-        client_order_id="bench-1",
-    )
+    """The benchmark fill (benchmarks.requests') with its transaction time set to ``at``."""
+    message = requests.bench_fill(exec_id)
     message.transaction_time.FromDatetime(at)
     return message
 

@@ -129,7 +129,7 @@ def prime_market(port: int, universe: int) -> None:
         raise SystemExit(f"priming: {summary.rejected} events rejected: {reasons}")
 
 
-def _fill(exec_id: str, n: int = 0) -> journal_pb2.Fill:
+def bench_fill(exec_id: str, n: int = 0) -> journal_pb2.Fill:
     message = journal_pb2.Fill(
         venue="NASDAQ",
         exec_id=exec_id,
@@ -175,9 +175,9 @@ REQUESTS: dict[str, RequestSpec] = {
     ),
     "RecordFill": RequestSpec(
         "/execgw.v1.JournalService/RecordFill",
-        journal_pb2.RecordFillRequest(fill=_fill("H2LOAD-1")),
+        journal_pb2.RecordFillRequest(fill=bench_fill("H2LOAD-1")),
         journal_pb2.RecordFillResponse,
         duplicate_after_first=True,
-        unique=lambda n: journal_pb2.RecordFillRequest(fill=_fill(f"UNIQUE-{n}", n)),
+        unique=lambda n: journal_pb2.RecordFillRequest(fill=bench_fill(f"UNIQUE-{n}", n)),
     ),
 }
