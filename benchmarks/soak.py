@@ -1,6 +1,7 @@
 """Soak: mixed load on one gateway for minutes; is throughput steady and memory flat?
 
-One gateway (real PostgreSQL, market_clock=feed) takes, at once and for the whole run:
+One gateway (real PostgreSQL, market_clock=feed, pinned to core 0 like the other benchmarks'
+targets) takes, at once and for the whole run:
 - a feed: a PublishMarketData stream of quotes over the primed universe, event time advancing
   with the wall clock from 2026-11-24 10:00 ET (so the engine ticks, bands and phases move);
 - CheckOrder and RouteOrder at fixed rates from h2load (AAPL, the allowed path);
@@ -34,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -45,7 +45,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.grpc_load import free_port, grpc_frame, wait_port  # noqa: E402
+from benchmarks.grpc_load import Server, database, grpc_frame, start_gateway  # noqa: E402
 from benchmarks.requests import (  # noqa: E402
     MARKET_TIME,
     ORDER,
@@ -167,7 +167,9 @@ def _subscribers(port: int, seconds: float, count: int) -> None:
             thread.join(seconds + 30)
 
 
-def _h2load(port: int, method: str, body: Path, seconds: float, rate: float) -> subprocess.Popen:
+def _h2load(
+    port: int, method: str, body: Path, seconds: float, rate: float
+) -> subprocess.Popen[bytes]:
     clients = 4
     return subprocess.Popen(
         [
@@ -193,23 +195,18 @@ def _h2load(port: int, method: str, body: Path, seconds: float, rate: float) -> 
     )
 
 
-def _scrape(port: int) -> dict[tuple[str, str], float]:
-    """grpc_server_handled_total by (method, code), and accepted market events as ("feed", "OK")."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+def _scrape(gateway: Server) -> dict[tuple[str, str], float]:
+    """grpc_server_handled_total by (method, code); accepted market events as ("feed events",
+    "OK"); recorded fills as ("fills", "OK") (a RecordFills stream is counted by gRPC only when
+    it ends: the journal counts each fill)."""
     found: dict[tuple[str, str], float] = {}
-    for line in text.splitlines():
-        if line.startswith("grpc_server_handled_total{"):
-            labels = dict(
-                part.split("=", 1)
-                for part in line[line.index("{") + 1 : line.index("}")].split(",")
-            )
-            key = (labels["grpc_method"].strip('"'), labels["grpc_code"].strip('"'))
-            found[key] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith('execgw_market_events_total{outcome="accepted"}'):
-            found[("feed events", "OK")] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith('trade_journal_fills_recorded_total{outcome="recorded"}'):
-            # A RecordFills stream is counted by gRPC when it ends: the journal counts each fill.
-            found[("fills", "OK")] = float(line.rsplit(" ", 1)[1])
+    for name, labels, value in gateway.samples():
+        if name == "grpc_server_handled_total":
+            found[(labels["grpc_method"], labels["grpc_code"])] = value
+        elif name == "execgw_market_events_total" and labels.get("outcome") == "accepted":
+            found[("feed events", "OK")] = value
+        elif name == "trade_journal_fills_recorded_total" and labels.get("outcome") == "recorded":
+            found[("fills", "OK")] = value
     return found
 
 
@@ -227,41 +224,21 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="execgw-soak-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECGW_")}
-    database_url = os.environ.get("EXECGW_DATABASE_URL")
-    embedded = None
-    if not database_url:
-        from storage.embedded import EmbeddedPostgres
+    with database(folder) as database_url:
+        gateway = start_gateway(database_url, folder, feed_clock=True)
+        try:
+            windows = _soak(gateway, folder, args)
+        finally:
+            gateway.stop()
+    _summary(windows, args)
 
-        embedded = EmbeddedPostgres(folder / "pgdata")
-        database_url = embedded.start()
-    port, metrics_port = free_port(), free_port()
-    gateway = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--grpc-port",
-            str(port),
-            "--metrics-port",
-            str(metrics_port),
-            "--database-url",
-            database_url,
-            "--log-level",
-            "WARNING",
-            "--market-clock",
-            "feed",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "gateway.log", "wb"),  # noqa: SIM115  # closed with the process
-    )
+
+def _soak(gateway: Server, folder: Path, args: argparse.Namespace) -> list[dict[str, float]]:
+    port = gateway.port
     children: list[multiprocessing.Process] = []
-    loads: list[subprocess.Popen] = []
+    loads: list[subprocess.Popen[bytes]] = []
     windows: list[dict[str, float]] = []
     try:
-        wait_port(port)
         prime_market(port, UNIVERSE)
         bodies = {}
         for name in ("CheckOrder", "RouteOrder"):
@@ -284,9 +261,9 @@ def main() -> None:
                 port, REQUESTS["RouteOrder"].method, bodies["RouteOrder"], seconds, args.route_rps
             ),
         ]
-        process = psutil.Process(gateway.pid)
+        process = psutil.Process(gateway.process.pid)
         started = time.monotonic()
-        previous = _scrape(metrics_port)
+        previous = _scrape(gateway)
         print(
             f"soak: {seconds:g} s, windows of {args.window:g} s, warm-up {args.warm_up:g} s; "
             f"offered CheckOrder {args.check_rps:g}/s, RouteOrder {args.route_rps:g}/s, "
@@ -299,7 +276,7 @@ def main() -> None:
         )
         while (now := time.monotonic() - started) < seconds:
             time.sleep(min(args.window, max(0.1, seconds - now)))
-            current = _scrape(metrics_port)
+            current = _scrape(gateway)
             span = args.window
             rate = {key: (current.get(key, 0) - previous.get(key, 0)) / span for key in current}
             not_ok = sum(
@@ -330,11 +307,7 @@ def main() -> None:
         for child in children:
             child.terminate()
             child.join(10)
-        gateway.terminate()
-        gateway.wait(30)
-        if embedded is not None:
-            embedded.stop()
-    _summary(windows, args)
+    return windows
 
 
 def _summary(windows: list[dict[str, float]], args: argparse.Namespace) -> None:

@@ -227,14 +227,13 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"execgw replay: {exc.message}", file=sys.stderr)
         return 2
     passed, verdict = replay.verdict(report, args.min_detection_rate, args.max_false_positives)
-    if args.json:
-        document = replay.to_json(report)
-        document["verdict"] = {"passed": passed, "reason": verdict}
-        print(json.dumps(document, indent=2))
-    else:
-        print(replay.format_report(report))
-        print(f"\n  {'PASS' if passed else 'FAIL'}: {verdict}")
-    return 0 if passed else 1
+    return _verdict(
+        args.json,
+        lambda: replay.to_json(report),
+        lambda: replay.format_report(report),
+        passed,
+        verdict,
+    )
 
 
 def _replay_route(settings: Settings, args: argparse.Namespace) -> int:
@@ -261,13 +260,30 @@ def _replay_route(settings: Settings, args: argparse.Namespace) -> int:
     passed, verdict = routing_simulation.verdict(
         run.report, args.min_accuracy, args.min_slippage_reduction
     )
-    if args.json:
-        document = routing_simulation.to_json(run)
-        document["verdict"] = {"passed": passed, "reason": verdict}
-        print(json.dumps(document, indent=2))
+    return _verdict(
+        args.json,
+        lambda: routing_simulation.to_json(run),
+        lambda: routing_simulation.format_report(run),
+        passed,
+        verdict,
+    )
+
+
+def _verdict(
+    as_json: bool,
+    document: Callable[[], dict[str, Any]],
+    text: Callable[[], str],
+    passed: bool,
+    reason: str,
+) -> int:
+    """Print a report with its verdict (JSON or text); the exit status is the verdict."""
+    if as_json:
+        found = document()
+        found["verdict"] = {"passed": passed, "reason": reason}
+        print(json.dumps(found, indent=2))
     else:
-        print(routing_simulation.format_report(run))
-        print(f"\n  {'PASS' if passed else 'FAIL'}: {verdict}")
+        print(text())
+        print(f"\n  {'PASS' if passed else 'FAIL'}: {reason}")
     return 0 if passed else 1
 
 

@@ -86,9 +86,13 @@ class Tracing:
         """Start the span of one RPC, or return None when the request is not sampled."""
         assert self._tracer is not None
         parent: TraceContext | None = None
-        carrier = {key: value for key, value in metadata or () if key == "traceparent"}
-        if carrier:
-            parent = _PROPAGATOR.extract(carrier)
+        traceparent = None
+        for key, value in metadata or ():
+            if key == "traceparent":
+                traceparent = value
+                break
+        if traceparent is not None:
+            parent = _PROPAGATOR.extract({"traceparent": traceparent})
             if not trace.get_current_span(parent).get_span_context().trace_flags.sampled:
                 return None
         elif self._random.random() >= self.sample_ratio:

@@ -59,11 +59,18 @@ def identifier(value: str, field: str, problems: Problems, *, required: bool = T
     return value
 
 
-# Values that passed their checks before (bounded): prices and tickers repeat, and the checks
-# (regular expressions, Decimal parsing) cost more than the rest of a pre-trade decision.
+# Values that passed their checks before (bounded): prices, tickers and venues repeat, and the
+# checks (regular expressions, Decimal parsing) cost more than the rest of a pre-trade decision.
 _SEEN_SYMBOLS: set[str] = set()
+_SEEN_VENUES: set[str] = set()
 _SEEN_PRICES: dict[str, Decimal] = {}
 _MAX_SEEN = 65_536
+
+
+def _remember(seen: set[str], value: str) -> None:
+    if len(seen) >= _MAX_SEEN:
+        seen.clear()
+    seen.add(value)
 
 
 def symbol(value: str, field: str, problems: Problems) -> str:
@@ -78,13 +85,13 @@ def symbol(value: str, field: str, problems: Problems) -> str:
             FieldViolation(field, "must be an upper-case ticker (letters, digits, '.', '/', '-')")
         )
     else:
-        if len(_SEEN_SYMBOLS) >= _MAX_SEEN:
-            _SEEN_SYMBOLS.clear()
-        _SEEN_SYMBOLS.add(value)
+        _remember(_SEEN_SYMBOLS, value)
     return value
 
 
 def venue(value: str, field: str, problems: Problems, *, required: bool = False) -> str:
+    if value in _SEEN_VENUES:
+        return value
     if not value:
         if required:
             problems.append(FieldViolation(field, "is required"))
@@ -93,6 +100,8 @@ def venue(value: str, field: str, problems: Problems, *, required: bool = False)
         problems.append(
             FieldViolation(field, "must be a venue code of up to 16 upper-case letters, digits, _")
         )
+    else:
+        _remember(_SEEN_VENUES, value)
     return value
 
 

@@ -72,20 +72,12 @@ class _FillFields:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # datetime's range ends with year 9999; a later timestamp cannot be a fill's.
 _MAX_SECONDS = int((datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH).total_seconds())
-# Venue codes that passed their check before (bounded): a handful recur in every fill.
-_SEEN_VENUES: set[str] = set()
-_MAX_SEEN_VENUES = 1024
 
 
 def check_fill(fill: pb.Fill, field: str, problems: convert.Problems) -> Decimal | None:
     """Check the fields of a fill that the edge can judge alone; return the parsed price."""
     paths = convert.field_paths(_FillFields, field)
-    venue = fill.venue
-    if venue not in _SEEN_VENUES:
-        before = len(problems)
-        convert.venue(venue, paths.venue, problems, required=True)
-        if len(problems) == before and len(_SEEN_VENUES) < _MAX_SEEN_VENUES:
-            _SEEN_VENUES.add(venue)
+    convert.venue(fill.venue, paths.venue, problems, required=True)
     convert.identifier(fill.exec_id, paths.exec_id, problems)
     convert.identifier(fill.account, paths.account, problems)
     convert.symbol(fill.symbol, paths.symbol, problems)
