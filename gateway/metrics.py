@@ -227,6 +227,12 @@ class Metrics:
             "Open (non-flat) positions",
             registry=self.registry,
         )
+        self.journal_position_rebuilds = Counter(
+            "trade_journal_position_rebuilds",
+            "Positions rebuilt from the journal: a correction, bust or retry named a fill older "
+            "than the history kept in memory (position_history)",
+            registry=self.registry,
+        )
 
 
 class MetricsServer:

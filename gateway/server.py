@@ -351,6 +351,7 @@ class Gateway:
             attribution=attribution,
             marks=last_trade_marks(self.guard.engine),
             query_timeout=self.settings.db_command_timeout_seconds,
+            position_history=self.settings.position_history or None,
         )
         fills = await self.journal.load()
         self._own_task(writer.run(), "journal-writer")

@@ -307,6 +307,13 @@ class Settings:
         default=1.0,
         metadata=_help("how often NBBO mids are sampled and recorded for P&L attribution"),
     )
+    position_history: int = field(
+        default=16384,
+        metadata=_help(
+            "fills kept in memory to rebuild a position after a correction or bust (older ones "
+            "are read back from the journal when needed; 0 keeps every fill)"
+        ),
+    )
     cost_method: str = field(
         default="average",
         metadata=_help("cost method of accounts not in account_cost_methods: average or fifo"),
@@ -530,6 +537,8 @@ def _journal_problems(settings: Settings) -> list[str]:
         value = getattr(settings, name)
         if not (math.isfinite(value) and value > 0):
             problems.append(f"{name}={value}: must be > 0")
+    if settings.position_history < 0:
+        problems.append(f"position_history={settings.position_history}: must be >= 0")
     if settings.cost_method.lower() not in COST_METHODS:
         problems.append(f"cost_method={settings.cost_method!r}: must be average or fifo")
     problems.extend(account_cost_methods(settings.account_cost_methods)[1])

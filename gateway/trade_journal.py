@@ -49,7 +49,7 @@ from gateway.domain.venues import VenueSet
 from gateway.metrics import Metrics
 from storage import audit
 from storage.audit import AuditReport
-from storage.fills import fetch_fill_rows
+from storage.fills import fetch_fill_rows, fetch_position_rows, stream_fill_rows
 from storage.journal import FillConflict, FillRow, JournalWriter, StoredFill
 from storage.reconciliation_runs import ReconciliationRun, store_run
 
@@ -96,6 +96,17 @@ def _last_prices(records: list[Fill], up_to: date) -> dict[str, Decimal]:
         if seen is None or fill.transaction_time >= seen.transaction_time:
             latest[fill.symbol] = fill
     return {symbol: fill.price for symbol, fill in latest.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    """A committed record on its way into the book, and the caller waiting for it."""
+
+    stored: StoredFill
+    fill: Fill
+    fees: FeeBreakdown
+    answer: asyncio.Future[Recorded]
+    started: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +160,7 @@ class TradeJournal:
         attribution: AttributionSources | None = None,
         marks: Marks = _no_marks,
         query_timeout: float = 30.0,
+        position_history: int | None = None,
     ) -> None:
         self.writer = writer
         # The venue set in force (the routing desk's, so a reload changes fees here too).
@@ -160,7 +172,17 @@ class TradeJournal:
         self._default_cost_method = default_cost_method
         self._borrow_rates = borrow_rates or BorrowRates()
         self._attribution = attribution
-        self.book = PositionBook(self._cost_methods, default_cost_method)
+        # Effective fills kept in memory for rebuilds; older ones are read back when needed.
+        self._position_history = position_history
+        self.book = PositionBook(self._cost_methods, default_cost_method, history=position_history)
+        # While positions are rebuilt from the journal, committed records wait here in order.
+        self._backlog: list[_Committed] | None = None
+        self._rebuilding: asyncio.Future[None] | None = None
+        # This process's commits a rebuild already folded before their callbacks ran, with the
+        # position each left; and the writer's chain position of the last commit folded (in a
+        # rebuild's rows, this process's commits after it are still on their way).
+        self._covered: dict[FillKey, Position] = {}
+        self._folded_through = 0
         self.marks = marks
         self._query_timeout = query_timeout
         # Labelled children looked up once: ``labels()`` costs microseconds on the hot path.
@@ -171,14 +193,22 @@ class TradeJournal:
         self._observe_latency = metrics.journal_fill_latency.observe
 
     async def load(self) -> int:
-        """Rebuild the positions from every journaled fill, in journal order; return the count."""
-        async with self._pool.acquire() as connection:
-            rows, _ = await fetch_fill_rows(connection, timeout=self._query_timeout)
-        self.book = PositionBook.replay(
-            (audit.domain_fill(row) for row in rows), self._cost_methods, self._default_cost_method
+        """Rebuild the positions from every journaled fill, in journal order; return the count.
+
+        Rows are read in chunks and folded as they come, so memory stays within the book's
+        history however long the journal is.
+        """
+        book = PositionBook(
+            self._cost_methods, self._default_cost_method, history=self._position_history
         )
+        count = 0
+        async with self._pool.acquire() as connection:
+            async for row in stream_fill_rows(connection):
+                book.apply(audit.domain_fill(row))
+                count += 1
+        self.book = book
         self._count_positions()
-        return len(rows)
+        return count
 
     async def _history(self, up_to: date) -> tuple[list[Fill], dict[FillKey, FeeBreakdown], int]:
         async with self._pool.acquire() as connection:
@@ -324,21 +354,94 @@ class TradeJournal:
                 applied, charged = audit.domain_fill(stored.row), audit.domain_fees(stored.row)
             else:
                 applied, charged = fill, fees
-            # A duplicate the book has not seen (stored by another process) is folded in too.
-            effect = self.book.apply(applied)
-            if effect.rebuilt or effect.position.quantity in (0, applied.signed_quantity):
-                self._count_positions()
-            self._outcomes["duplicate" if stored.duplicate else "recorded"].inc()
-            self._observe_latency(time.perf_counter() - started)
-            if not answer.done():
-                # ``effect.position`` is the book's position of the pair after this fill.
-                answer.set_result(Recorded(stored, applied, charged, effect.position))
+            self._fold(_Committed(stored, applied, charged, answer, started))
 
         if future.done():
             committed(future)  # a retry answered from memory: no turn of the loop
         else:
             future.add_done_callback(committed)
         return answer
+
+    def _fold(self, item: _Committed) -> None:
+        """Fold a committed record into the book, in commit order, and answer its caller."""
+        if self._backlog is not None:
+            self._backlog.append(item)  # behind a rebuild from the journal
+            return
+        if self._covered and not item.stored.duplicate:
+            position = self._covered.pop(item.fill.key, None)
+            if position is not None:  # folded by the rebuild that read it
+                self._answer(item, position)
+                return
+        # A duplicate the book has not seen (stored by another process) is folded in too.
+        if not self.book.knows(item.fill, item.stored.duplicate):
+            self._backlog = [item]
+            self._rebuilding = asyncio.ensure_future(self._rebuild(item.fill))
+            return
+        effect = self.book.apply(item.fill)
+        if effect.rebuilt or effect.position.quantity in (0, item.fill.signed_quantity):
+            self._count_positions()
+        # ``effect.position`` is the book's position of the pair after this fill.
+        self._answer(item, effect.position)
+
+    def _answer(self, item: _Committed, position: Position) -> None:
+        if not item.stored.duplicate:
+            self._folded_through = max(self._folded_through, item.stored.chain_seq)
+        self._outcomes["duplicate" if item.stored.duplicate else "recorded"].inc()
+        self._observe_latency(time.perf_counter() - item.started)
+        if not item.answer.done():
+            item.answer.set_result(Recorded(item.stored, item.fill, item.fees, position))
+
+    async def _rebuild(self, record: Fill) -> None:
+        """Rebuild the positions ``record`` touches from the journal, then fold the backlog.
+
+        The book forgot the fill ``record`` names (or cannot tell a fill it forgot from one
+        another process stored): the journal has every record of those positions, ``record``
+        included. Retried until the database answers; the records committed meanwhile wait in
+        order, and those the rebuild already covered are answered without folding them twice.
+        """
+        targets = [] if record.kind is FillKind.NEW else [record.corrects_key]
+        delay = 0.05
+        while True:
+            try:
+                async with self._pool.acquire() as connection:
+                    history = await fetch_position_rows(
+                        connection,
+                        [(record.account, record.symbol)],
+                        targets,
+                        timeout=self._query_timeout,
+                    )
+                break
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("position rebuild from the journal failed; retrying: %s", error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        # Replayed record by record, keeping the position right after each of this process's
+        # commits whose record has not been folded yet: those queued behind the rebuild, and
+        # those whose callback has not even run (a commit lands before the writer hears back).
+        # They are answered with it when their turn comes, and not folded again.
+        rebuilt = PositionBook(self._cost_methods, self._default_cost_method)
+        chain, through = self.writer.chain_id, self._folded_through
+        for row, (chain_id, chain_seq) in zip(history.rows, history.written, strict=True):
+            effect = rebuilt.apply(audit.domain_fill(row))
+            if chain_id == chain and chain_seq > through:
+                self._covered[(row.venue, row.exec_id)] = effect.position
+        self.book.adopt(rebuilt, history.positions)
+        self._metrics.journal_position_rebuilds.inc(len(history.positions))
+        self._count_positions()
+        log.info(
+            "positions rebuilt from the journal",
+            extra={"positions": len(history.positions), "records": len(history.rows)},
+        )
+        backlog, self._backlog = self._backlog or [], None
+        for index, item in enumerate(backlog):
+            if self._backlog is not None:  # another rebuild started: the rest waits for it
+                self._backlog.extend(backlog[index:])
+                return
+            if item.stored.duplicate and rebuilt.seen(item.fill.key):
+                # Like any duplicate the journal answers: with the position as it is now.
+                self._answer(item, self.book.position(item.fill.account, item.fill.symbol))
+            else:
+                self._fold(item)
 
     def count_retry(self) -> None:
         """Count a retry the edge answered with its original acknowledgement (a duplicate)."""

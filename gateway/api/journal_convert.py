@@ -72,6 +72,7 @@ class _FillFields:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # datetime's range ends with year 9999; a later timestamp cannot be a fill's.
 _MAX_SECONDS = int((datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH).total_seconds())
+_SIX_PLACES = Decimal("0.000001")
 
 
 def check_fill(fill: pb.Fill, field: str, problems: convert.Problems) -> Decimal | None:
@@ -166,19 +167,28 @@ def fees_to_proto(fees: FeeBreakdown, into: pb.FeeBreakdown) -> None:
     into.total = str(fees.total)
 
 
+def _journal_scale(value: Decimal) -> str:
+    """``value`` with at least the journal's 6 decimal places: a position folded from fills as
+    sent ("400") and one replayed from the journal (numeric(20,6): "400.000000") read the same."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -6:
+        value = value.quantize(_SIX_PLACES)
+    return str(value)
+
+
 def position_to_proto(position: Position, mark: Decimal | None, into: pb.Position) -> None:
     """Fill ``into``; unrealised P&L is left empty when there is no mark for the symbol."""
     into.account = position.account
     into.symbol = position.symbol
     into.quantity = position.quantity
     into.average_cost = str(position.average_cost)
-    into.realized_pnl = str(position.realized_pnl)
+    into.realized_pnl = _journal_scale(position.realized_pnl)
     if mark is not None:
         into.mark_price = str(mark)
         into.unrealized_pnl = str(position.unrealized_pnl(mark))
     into.cost_method = COST_METHODS[position.cost_method]  # type: ignore[assignment]
     for lot in position.lots:
-        added = into.lots.add(quantity=lot.quantity, price=str(lot.price))
+        added = into.lots.add(quantity=lot.quantity, price=_journal_scale(lot.price))
         convert.to_timestamp(lot.opened_at, added.opened_at)
     if position.updated_at is not None:
         convert.to_timestamp(position.updated_at, into.updated_at)

@@ -15,11 +15,17 @@ the whole basis, so a round trip at one price realises exactly zero.
 
 A correction or bust that arrives before the fill it names waits, and applies when that fill
 arrives (the same on replay). A second record with a known (venue, exec_id) changes nothing.
+
+Memory: a book built with ``history=N`` keeps only the latest N effective fills for rebuilds; older
+ones are folded into a per-position base ledger and forgotten (with their keys). Such a book can no
+longer place a record that names a forgotten fill, nor tell a forgotten fill from an unseen one:
+``knows`` says so, and the caller rebuilds those positions from the journal and hands them over
+with ``adopt`` (``gateway.trade_journal`` does).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -169,6 +175,15 @@ class PositionLedger:
                 remaining = 0
         return removed
 
+    def copy(self) -> PositionLedger:
+        twin = PositionLedger(self.method)
+        twin.quantity = self.quantity
+        twin.cost_basis = self.cost_basis
+        twin.realized = self.realized
+        twin.lots = deque(self.lots)
+        twin.updated_at = self.updated_at
+        return twin
+
     def snapshot(self, key: PositionKey, include_lots: bool) -> Position:
         return Position(
             key[0],
@@ -187,16 +202,21 @@ class PositionBook:
 
     Args:
         cost_methods: per-account cost method; accounts not listed use ``default_method``.
+        history: how many effective fills to keep for rebuilds (None: all; see the module notes).
     """
 
     __slots__ = (
         "_aliases",
+        "_base",
         "_busted",
         "_default_method",
         "_effective",
+        "_forgotten",
+        "_history",
         "_index",
         "_ledgers",
         "_methods",
+        "_order",
         "_seen",
         "_waiting",
     )
@@ -205,12 +225,22 @@ class PositionBook:
         self,
         cost_methods: Mapping[str, CostMethod] | None = None,
         default_method: CostMethod = CostMethod.AVERAGE,
+        *,
+        history: int | None = None,
     ) -> None:
+        if history is not None and history < 1:
+            raise ValueError(f"history={history}: must be >= 1 (or None to keep every fill)")
         self._methods = dict(cost_methods or {})
         self._default_method = default_method
+        self._history = history
         self._ledgers: dict[PositionKey, PositionLedger] = {}
         # Effective fills per position, keyed by the slot (the original fill's key), in order.
-        self._effective: dict[PositionKey, dict[FillKey, Fill]] = {}
+        self._effective: dict[PositionKey, OrderedDict[FillKey, Fill]] = {}
+        # With a history limit: the fold of each position's forgotten fills, and every kept slot
+        # in the order it joined (a slot gone since is skipped when its turn comes).
+        self._base: dict[PositionKey, PositionLedger] = {}
+        self._order: deque[tuple[PositionKey, FillKey]] = deque()
+        self._forgotten = False
         # Every live key (original or correction) -> (position, slot); aliases: slot -> keys.
         self._index: dict[FillKey, tuple[PositionKey, FillKey]] = {}
         self._aliases: dict[FillKey, list[FillKey]] = {}
@@ -224,9 +254,11 @@ class PositionBook:
         fills: Iterable[Fill],
         cost_methods: Mapping[str, CostMethod] | None = None,
         default_method: CostMethod = CostMethod.AVERAGE,
+        *,
+        history: int | None = None,
     ) -> PositionBook:
         """Build a book from the journal's fills in journal order (what a restart does)."""
-        book = cls(cost_methods, default_method)
+        book = cls(cost_methods, default_method, history=history)
         for fill in fills:
             book.apply(fill)
         return book
@@ -246,6 +278,8 @@ class PositionBook:
             self._effective[key][fill_key] = fill
             self._index[fill_key] = (key, fill_key)
             realized = ledger.apply(fill)
+            if self._history is not None:
+                self._remember(key, fill_key)
             if not self._waiting or fill_key not in self._waiting:
                 return FillEffect(FillOutcome.APPLIED, ledger.snapshot(key, False), realized)
             before = ledger.realized - realized
@@ -269,7 +303,7 @@ class PositionBook:
         ledger = self._ledgers.get(key)
         if ledger is None:
             ledger = self._ledgers[key] = PositionLedger(self.cost_method(key[0]))
-            self._effective[key] = {}
+            self._effective[key] = OrderedDict()
         return ledger
 
     def _amend(self, record: Fill) -> tuple[FillOutcome, set[PositionKey]]:
@@ -307,6 +341,8 @@ class PositionBook:
             self._aliases[record.key] = aliases
             for alias in aliases:
                 self._index[alias] = (new_key, record.key)
+            if self._history is not None:
+                self._remember(new_key, record.key)
         touched = {old_key, new_key}
         for key in touched:
             self._rebuild(key)
@@ -321,9 +357,89 @@ class PositionBook:
         return touched
 
     def _rebuild(self, key: PositionKey) -> None:
-        ledger = self._ledgers[key] = PositionLedger(self.cost_method(key[0]))
+        base = self._base.get(key)
+        ledger = base.copy() if base is not None else PositionLedger(self.cost_method(key[0]))
+        self._ledgers[key] = ledger
         for fill in self._effective[key].values():
             ledger.apply(fill)
+
+    def _remember(self, key: PositionKey, slot: FillKey) -> None:
+        order = self._order
+        order.append((key, slot))
+        limit = self._history or 0
+        while len(order) > limit:
+            self._forget(*order.popleft())
+
+    def _forget(self, key: PositionKey, slot: FillKey) -> None:
+        """Fold ``key``'s effective fills up to ``slot`` into its base and drop them."""
+        effective = self._effective.get(key)
+        if not effective or slot not in effective:
+            return  # busted, moved, or already folded
+        base = self._base.get(key)
+        if base is None:
+            base = self._base[key] = PositionLedger(self.cost_method(key[0]))
+        while True:
+            first, fill = effective.popitem(last=False)
+            base.apply(fill)
+            for alias in self._aliases.pop(first, (first,)):
+                self._index.pop(alias, None)
+                self._seen.discard(alias)
+            if first == slot:
+                break
+        self._forgotten = True
+
+    def knows(self, record: Fill, duplicate: bool = False) -> bool:
+        """Whether ``apply`` can place ``record`` from memory.
+
+        Always true until the book forgets fills (``history``). After that, a record is known when
+        its own key was seen, when it is a NEW fill the journal just stored for the first time
+        (``duplicate`` false), or when the fill it names is kept or known busted. An unknown record
+        needs its positions rebuilt from the journal (``adopt``) instead of ``apply``.
+        """
+        if not self._forgotten or record.key in self._seen:
+            return True
+        if record.kind is FillKind.NEW:
+            return not duplicate
+        target = record.corrects_key
+        return target in self._index or target in self._busted
+
+    def seen(self, key: FillKey) -> bool:
+        """Whether a record with ``key`` was applied (or is waiting) and not forgotten since."""
+        return key in self._seen
+
+    def adopt(self, other: PositionBook, keys: Iterable[PositionKey]) -> None:
+        """Replace positions ``keys`` by ``other``'s (rebuilt from every journal record of them).
+
+        ``other`` must hold exactly the journal records of ``keys`` (and of no other position),
+        in journal order, as ``PositionBook.replay`` over those rows gives.
+        """
+        keys = set(keys)
+        for alias in [k for k, (key, _) in self._index.items() if key in keys]:
+            slot = self._index.pop(alias)[1]
+            self._aliases.pop(slot, None)
+        for key in keys:
+            self._base.pop(key, None)
+            ledger = other._ledgers.get(key)
+            if ledger is None:
+                self._ledgers.pop(key, None)
+                self._effective.pop(key, None)
+                continue
+            self._ledgers[key] = ledger
+            self._effective[key] = other._effective[key]
+            other_base = other._base.get(key)
+            if other_base is not None:
+                self._base[key] = other_base
+        self._index.update(other._index)
+        self._aliases.update(other._aliases)
+        self._seen |= other._seen
+        self._busted |= other._busted
+        for target, records in other._waiting.items():
+            waiting = self._waiting.setdefault(target, [])
+            waiting.extend(r for r in records if r.key not in {w.key for w in waiting})
+        if self._history is not None:
+            for key in sorted(keys):
+                for slot in list(self._effective.get(key, ())):
+                    self._remember(key, slot)
 
     def rebuild_all(self) -> None:
         """Recompute every position from its effective fills (a check of the live state)."""
@@ -356,6 +472,10 @@ class PositionBook:
         """Every effective fill, position by position (sorted), each position's in order."""
         for key in sorted(self._effective):
             yield from self._effective[key].values()
+
+    def kept(self) -> int:
+        """How many effective fills the book holds in memory (at most ``history``)."""
+        return sum(len(fills) for fills in self._effective.values())
 
     def waiting(self) -> tuple[Fill, ...]:
         """Corrections and busts still waiting for the fill they name."""

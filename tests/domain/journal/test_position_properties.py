@@ -138,3 +138,45 @@ def test_positions_when_any_journal_then_cash_identity_holds(
         cash = -sum((f.signed_quantity * f.price for f in fills), Decimal(0))
         # realised - open cost basis == cash from trading, exactly, whatever the cost method
         assert position.realized_pnl - position.cost_basis == cash
+
+
+@settings(max_examples=150)
+@given(
+    journal=journals(),
+    method=methods,
+    history=st.integers(1, 6),
+    resends=st.lists(st.integers(0, 24), max_size=6),
+)
+def test_bounded_history_when_unknown_records_rebuilt_from_journal_then_equals_full_book(
+    journal: tuple[list[Fill], list[Fill]],
+    method: CostMethod,
+    history: int,
+    resends: list[int],
+) -> None:
+    """A book that forgets old fills, rebuilt per position from the journal when it must,
+    holds the same positions as one that keeps everything, after every record."""
+    records, _ = journal
+    full = PositionBook(default_method=method)
+    bounded = PositionBook(default_method=method, history=history)
+    stored: list[Fill] = []
+
+    def deliver(record: Fill, duplicate: bool) -> None:
+        full.apply(record)
+        if bounded.knows(record, duplicate):
+            bounded.apply(record)
+        else:
+            # What the journal does: every record of the position, in journal order.
+            key = (record.account, record.symbol)
+            rows = [r for r in stored if (r.account, r.symbol) == key]
+            bounded.adopt(PositionBook.replay(rows, default_method=method), [key])
+        assert bounded.positions(include_flat=True, include_lots=True) == full.positions(
+            include_flat=True, include_lots=True
+        )
+        assert bounded.kept() <= history
+
+    for step, record in enumerate(records):
+        stored.append(record)
+        deliver(record, duplicate=False)
+        if step in resends:  # an OMS retry of an earlier fill: the journal answers duplicate
+            deliver(records[resends.index(step) % (step + 1)], duplicate=True)
+    assert sorted(f.key for f in bounded.waiting()) == sorted(f.key for f in full.waiting())
