@@ -276,6 +276,9 @@ def parse_journal_stream(output: str) -> dict[str, Any]:
     }
     if empty is not None:
         found["empty_handler_per_s"] = after(empty, "/s")[:3]
+    batched = next((line for line in lines if "gateway batched fills/s" in line), None)
+    if batched is not None:
+        found["batched_fills_per_s"] = after(batched, "fills/s")[:3]
     return found
 
 

@@ -4,7 +4,7 @@ server (driven by the same client) and the in-process journal writer's own ceili
 Usage:
     python benchmarks/bench_journal_grpc.py unary [grpc_load options: --rounds 5 --seconds 5 ...]
     python benchmarks/bench_journal_grpc.py stream [--seconds 5] [--rounds 3] [--streams 8]
-        [--window 256] [--rate 5000]
+        [--window 256] [--rate 5000] [--batch 250]
 
 ``unary`` runs ``benchmarks/grpc_load.py`` (h2load) with a RecordFill request; the baseline is
 ``empty_server.py`` answering with the gateway's own acknowledgement. h2load sends one fixed body,
@@ -15,6 +15,7 @@ resending a fill), answered with the original acknowledgement marked duplicate.
 acknowledgement) pinned to core 0, and a Python grpc.aio client pinned to core 1. Per round:
 RecordFills with ``--window`` new fills in flight on each of ``--streams`` streams against the
 gateway, then the same against the empty handler (its echo rate is what gRPC alone allows here);
+RecordFillBatches with 4 batches of ``--batch`` new fills in flight on each stream;
 RecordFills at ``--rate`` fills/s offered (send-to-acknowledgement latency as the client sees it,
 and the gateway's own arrival-to-commit histogram, trade_journal_fill_latency_seconds); and
 RecordFill unary with ``--streams`` x 8 calls in flight, each a new fill, against both servers.
@@ -48,6 +49,8 @@ from benchmarks import requests  # noqa: E402  # after the path is set
 from gateway._pb.execgw.v1 import journal_pb2  # noqa: E402
 
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+# RecordFillBatches: batches in flight on each stream (each of --batch fills).
+BATCHES_IN_FLIGHT = 4
 
 
 def fill(exec_id: str, at: datetime = T0) -> journal_pb2.Fill:
@@ -86,7 +89,7 @@ async def client(
     from gateway._pb.execgw.v1 import journal_pb2_grpc
 
     # Built before the clock starts: the client's own protobuf work is not what is measured.
-    expected = rate if mode == "offered" else 40_000
+    expected = rate if mode == "offered" else 40_000 if mode != "batches" else 80_000
     per_stream = int(expected * (seconds + 1.5) / streams)
     prepared = [
         [
@@ -149,9 +152,33 @@ async def client(
             if counting <= time.perf_counter() < stop:
                 counts["ack" if ok else "error"] += 1
 
+    async def batches(requests: list[journal_pb2.RecordFillRequest], stub: Any) -> None:
+        credit = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+        messages = [
+            journal_pb2.RecordFillBatch(batch_id=str(n), fills=requests[n : n + window])
+            for n in range(0, len(requests), window)
+        ]
+
+        async def sending() -> AsyncIterator[journal_pb2.RecordFillBatch]:
+            for message in messages:
+                if time.perf_counter() >= stop:
+                    return
+                await credit.acquire()
+                yield message
+
+        async for answer in stub.RecordFillBatches(sending()):
+            credit.release()
+            if counting <= time.perf_counter() < stop:
+                for result in answer.results:
+                    counts[result.WhichOneof("result") or "error"] += 1
+                if answer.HasField("error"):
+                    counts["error"] += 1
+
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = journal_pb2_grpc.JournalServiceStub(channel)
-        if mode == "unary":
+        if mode == "batches":
+            await asyncio.gather(*(batches(requests, stub) for requests in prepared))
+        elif mode == "unary":
             # Each of ``streams`` x ``window`` workers takes every n-th request of its stream.
             await asyncio.gather(
                 *(
@@ -270,6 +297,8 @@ def stream(args: argparse.Namespace) -> None:
         for name in (
             "stream",
             "stream_errors",
+            "batches",
+            "batch_errors",
             "empty_stream",
             "p50",
             "p99",
@@ -310,6 +339,9 @@ def stream(args: argparse.Namespace) -> None:
             figures["stream"].append(rate)
             figures["stream_errors"].append(errors)
             figures["empty_stream"].append(_run_client(empty_port, args, f"E{r}", "stream")[0])
+            rate, errors = _run_client(port, args, f"B{r}", "batches", window=args.batch)
+            figures["batches"].append(rate)
+            figures["batch_errors"].append(errors)
             before = _latency_buckets(metrics_port)
             p50, p99, _ = _run_client(port, args, f"L{r}", "offered")
             within, commit_p99 = _p99_of(before, _latency_buckets(metrics_port))
@@ -359,6 +391,14 @@ def stream(args: argparse.Namespace) -> None:
     print(f"  gateway / empty handler       {_median(empty_ratio)}")
     print(f"  writer ceiling (below)        {ceiling:,.0f} fills/s")
     print(f"  gateway / writer ceiling      {_median(stream_ratio)}")
+    batch_ratio = [r / ceiling for r in figures["batches"]]
+    print(
+        f"RecordFillBatches, {args.streams} streams x {BATCHES_IN_FLIGHT} batches of "
+        f"{args.batch} fills in flight:"
+    )
+    print(f"  gateway batched fills/s       {_median(figures['batches'])}")
+    print(f"  batch errors (sum)            {sum(figures['batch_errors']):.0f}")
+    print(f"  gateway / writer ceiling      {_median(batch_ratio)}")
     print(f"RecordFills at {args.rate:,} fills/s offered:")
     print(f"  client send to ack p50 ms     {_median(figures['p50'])}")
     print(f"  client send to ack p99 ms     {_median(figures['p99'])}")
@@ -392,6 +432,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=int, default=5000, help="fills/s offered for latency")
+    parser.add_argument("--batch", type=int, default=250, help="fills per RecordFillBatches batch")
     stream(parser.parse_args())
 
 

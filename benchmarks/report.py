@@ -221,6 +221,21 @@ def stream_section(stream: dict[str, Any]) -> str:
             f"{stream.get('errors', 0):,}",
         ]
     ]
+    batched = stream.get("batched_fills_per_s", [])
+    if batched:
+        batch_ratio = "-"
+        if ceiling:
+            batch_ratio = f"{statistics.median(batched) / statistics.median(ceiling):.2f}"
+        rows.append(
+            [
+                "RecordFillBatches over gRPC (durable acks/s)",
+                spread(batched),
+                "-",
+                spread(ceiling),
+                batch_ratio,
+                "-",
+            ]
+        )
     header = [
         "stream",
         "fills/s",

@@ -57,6 +57,7 @@ RPC_ROLES: Mapping[str, frozenset[Role]] = {
     f"{_P}RoutingService.SetVenueStatus": frozenset({OPERATOR}),
     f"{_P}JournalService.RecordFill": frozenset({OMS}),
     f"{_P}JournalService.RecordFills": frozenset({OMS}),
+    f"{_P}JournalService.RecordFillBatches": frozenset({OMS}),
     f"{_P}JournalService.GetPositions": frozenset({OMS, READER}),
     f"{_P}JournalService.GetPnl": frozenset({OMS, OPERATOR, READER}),
     f"{_P}JournalService.Reconcile": frozenset({OPERATOR}),
@@ -97,6 +98,11 @@ def _fill_account(request: Any, client: Client, orders: OrderAccounts) -> None:
     _check_account(client, request.fill.account, "fill.account")
 
 
+def _batch_accounts(request: Any, client: Client, orders: OrderAccounts) -> None:
+    for i, item in enumerate(request.fills):
+        _check_account(client, item.fill.account, f"fills[{i}].fill.account")
+
+
 def _account_filter(request: Any, client: Client, orders: OrderAccounts) -> None:
     """An account filter names only the client's accounts; an empty one becomes all of them."""
     if client.accounts is None:
@@ -133,6 +139,7 @@ RPC_ENTITLEMENTS: Mapping[str, Entitlement] = {
     f"{_P}JournalService.RecordFill": _fill_account,
     # RecordFills: each message's fill.account (a stream, checked as the messages arrive).
     f"{_P}JournalService.RecordFills": _fill_account,
+    f"{_P}JournalService.RecordFillBatches": _batch_accounts,
     f"{_P}JournalService.GetPositions": _account_filter,
     f"{_P}JournalService.GetPnl": _account_filter,
     f"{_P}JournalService.Reconcile": _whole_book,

@@ -6,6 +6,7 @@ import asyncio
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 from gateway._pb.execgw.v1 import journal_pb2 as pb
 from gateway._pb.execgw.v1 import journal_pb2_grpc as pb_grpc
@@ -19,9 +20,14 @@ from gateway.trade_journal import Recorded, TradeJournal
 
 # Requests of one RecordFills stream taken in ahead of their answers.
 MAX_IN_FLIGHT = 4096
+# Fills in one RecordFillBatches message, and batches of one stream taken in ahead of answers.
+MAX_BATCH = 1000
+MAX_BATCHES_IN_FLIGHT = 16
 # Original acknowledgements kept for retries (see ``_Acknowledged``).
 ACKNOWLEDGEMENTS_KEPT = 32_768
+T = TypeVar("T")
 _InFlight = tuple[pb.RecordFillRequest, "asyncio.Future[Recorded] | pb.FillAck"]
+_BatchInFlight = tuple[pb.RecordFillBatch, "list[asyncio.Future[Recorded] | pb.FillAck] | None"]
 
 
 class _Acknowledged:
@@ -54,23 +60,24 @@ class _Acknowledged:
         acks[(fill.venue, fill.exec_id)] = (fill, ack)
 
 
-class _Pipeline:
+class _Pipeline(Generic[T]):
     """The requests of one stream in flight, in request order, between its reader and answerer.
 
     Plain attributes and one wake-up future instead of an ``asyncio.Queue`` and a semaphore: a
     stream passes tens of thousands of fills a second, and those cost microseconds each.
     """
 
-    __slots__ = ("_answerer_waits", "_loop", "_reader_waits", "closed", "items")
+    __slots__ = ("_answerer_waits", "_limit", "_loop", "_reader_waits", "closed", "items")
 
-    def __init__(self) -> None:
-        self.items: deque[_InFlight] = deque()
+    def __init__(self, limit: int = MAX_IN_FLIGHT) -> None:
+        self._limit = limit
+        self.items: deque[T] = deque()
         self.closed = False
         self._loop = asyncio.get_running_loop()
         self._reader_waits: asyncio.Future[None] | None = None
         self._answerer_waits: asyncio.Future[None] | None = None
 
-    def put(self, item: _InFlight) -> None:
+    def put(self, item: T) -> None:
         self.items.append(item)
         self._wake_answerer()
 
@@ -84,8 +91,8 @@ class _Pipeline:
             waiter.set_result(None)
 
     async def wait_room(self) -> None:
-        """Wait while MAX_IN_FLIGHT requests await their answers."""
-        while len(self.items) >= MAX_IN_FLIGHT:
+        """Wait while ``limit`` requests await their answers."""
+        while len(self.items) >= self._limit:
             self._reader_waits = self._loop.create_future()
             await self._reader_waits
 
@@ -101,7 +108,7 @@ class _Pipeline:
     def taken(self) -> None:
         """The oldest request was answered: let the reader go on once half the room is free."""
         waiter = self._reader_waits
-        if waiter is not None and not waiter.done() and len(self.items) <= MAX_IN_FLIGHT // 2:
+        if waiter is not None and not waiter.done() and len(self.items) <= self._limit // 2:
             waiter.set_result(None)
 
 
@@ -127,12 +134,17 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
         return self._require_journal().submit(fill, now)
 
     def _ack(self, request: pb.RecordFillRequest, recorded: Recorded) -> pb.RecordFillResponse:
-        assert self._journal is not None
         response = pb.RecordFillResponse(request_id=request.request_id)
-        jc.ack_to_proto(recorded, self._journal.marks(recorded.fill.symbol), response.ack)
-        if not recorded.stored.duplicate:
-            self._acknowledged.add(request.fill, response.ack)
+        self._ack_into(request, recorded, response.ack)
         return response
+
+    def _ack_into(
+        self, request: pb.RecordFillRequest, recorded: Recorded, into: pb.FillAck
+    ) -> None:
+        assert self._journal is not None
+        jc.ack_to_proto(recorded, self._journal.marks(recorded.fill.symbol), into)
+        if not recorded.stored.duplicate:
+            self._acknowledged.add(request.fill, into)
 
     def _retried(self, request: pb.RecordFillRequest) -> pb.FillAck | None:
         """The original acknowledgement when ``request`` repeats a fill acknowledged here."""
@@ -166,21 +178,14 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
         # answers is slowed by HTTP/2 flow control, it cannot grow the gateway's memory. The
         # writer commits in submission order, so once the oldest request is answered the rest of
         # its batch is too: the answers of a batch go out without another wait.
-        pipeline = _Pipeline()
+        pipeline: _Pipeline[_InFlight] = _Pipeline()
         loop = asyncio.get_running_loop()
 
         async def read() -> None:
             try:
                 async for request in request_iterator:
                     await pipeline.wait_room()
-                    outcome: asyncio.Future[Recorded] | pb.FillAck | None = self._retried(request)
-                    if outcome is None:
-                        try:
-                            outcome = self._submit(request)
-                        except ExecgwError as error:
-                            outcome = loop.create_future()
-                            outcome.set_exception(error)
-                    pipeline.put((request, outcome))
+                    pipeline.put((request, self._outcome(request, loop)))
             finally:
                 pipeline.close()
 
@@ -206,17 +211,109 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
                 if not isinstance(left, pb.FillAck):
                     left.cancel()
 
+    def _outcome(
+        self, request: pb.RecordFillRequest, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[Recorded] | pb.FillAck:
+        """A stream request taken in: its original ack (a retry), or its commit or error."""
+        retried = self._retried(request)
+        if retried is not None:
+            return retried
+        try:
+            return self._submit(request)
+        except ExecgwError as error:
+            failed: asyncio.Future[Recorded] = loop.create_future()
+            failed.set_exception(error)
+            return failed
+
     def _answer(
         self, request: pb.RecordFillRequest, future: asyncio.Future[Recorded]
     ) -> pb.RecordFillResponse:
         """The stream's answer to one request: its ack, or its error (the stream goes on)."""
-        error = future.exception()
+        response = pb.RecordFillResponse(request_id=request.request_id)
+        self._answer_into(request, future, response)
+        return response
+
+    def _answer_into(
+        self,
+        request: pb.RecordFillRequest,
+        outcome: asyncio.Future[Recorded] | pb.FillAck,
+        into: pb.RecordFillResponse,
+    ) -> None:
+        if isinstance(outcome, pb.FillAck):
+            into.ack.CopyFrom(outcome)
+            into.ack.duplicate = True
+            return
+        error = outcome.exception()
         if error is None:
-            return self._ack(request, future.result())
+            self._ack_into(request, outcome.result(), into.ack)
+            return
         if not isinstance(error, ExecgwError):
             raise error
-        response = pb.RecordFillResponse(request_id=request.request_id)
-        jc.stream_error(error, response.error)
+        jc.stream_error(error, into.error)
+
+    async def RecordFillBatches(
+        self, request_iterator: AsyncIterator[pb.RecordFillBatch], context: Context
+    ) -> AsyncIterator[pb.RecordFillBatchResponse]:
+        # RecordFills per batch: one answer per batch, in order, once its last fill committed.
+        pipeline: _Pipeline[_BatchInFlight] = _Pipeline(MAX_BATCHES_IN_FLIGHT)
+        loop = asyncio.get_running_loop()
+
+        async def read() -> None:
+            try:
+                async for batch in request_iterator:
+                    await pipeline.wait_room()
+                    fills = batch.fills
+                    outcomes = (
+                        [self._outcome(request, loop) for request in fills]
+                        if 0 < len(fills) <= MAX_BATCH
+                        else None
+                    )
+                    pipeline.put((batch, outcomes))
+            finally:
+                pipeline.close()
+
+        reader = asyncio.create_task(read(), name="record-fill-batches-reader")
+        items = pipeline.items
+        try:
+            while await pipeline.wait_item():
+                batch, outcomes = items[0]
+                if outcomes:
+                    waiting = [
+                        o for o in outcomes if isinstance(o, asyncio.Future) and not o.done()
+                    ]
+                    if waiting:
+                        await asyncio.wait(waiting)
+                items.popleft()
+                pipeline.taken()
+                yield self._batch_answer(batch, outcomes)
+            await reader  # a failed read ends the call with its error
+        finally:
+            reader.cancel()
+            for _, left in items:
+                for outcome in left or ():
+                    if isinstance(outcome, asyncio.Future):
+                        outcome.cancel()
+
+    def _batch_answer(
+        self,
+        batch: pb.RecordFillBatch,
+        outcomes: list[asyncio.Future[Recorded] | pb.FillAck] | None,
+    ) -> pb.RecordFillBatchResponse:
+        response = pb.RecordFillBatchResponse(batch_id=batch.batch_id)
+        if outcomes is None:
+            count = len(batch.fills)
+            problem = "is empty" if not count else f"has {count} fills (at most {MAX_BATCH})"
+            jc.stream_error(
+                convert.InvalidArgument(
+                    [convert.FieldViolation("fills", problem)], reason="INVALID_BATCH"
+                ),
+                response.error,
+            )
+            return response
+        results = response.results
+        for request, outcome in zip(batch.fills, outcomes, strict=True):
+            into = results.add(request_id=request.request_id)
+            self._answer_into(request, outcome, into)
         return response
 
     async def GetPositions(

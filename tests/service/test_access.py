@@ -359,6 +359,21 @@ async def test_oms_client_cannot_read_or_write_another_clients_account(
     assert stream_refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
     assert [x.ack.fill.account for x in answers] == ["ACC-A"]
 
+    # A batch with one foreign fill is refused whole, naming it; nothing of it is recorded.
+    mixed = jn.RecordFillBatch(
+        fills=[
+            jn.RecordFillRequest(fill=_fill(4, "ACC-A")),
+            jn.RecordFillRequest(fill=_fill(4, "ACC-B")),
+        ]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as batch_refused:
+        async for _ in a.RecordFillBatches(iter([mixed])):
+            pass
+    assert batch_refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "fills[1].fill.account" in (batch_refused.value.details() or "")
+    held = await a.GetPositions(jn.GetPositionsRequest(accounts=["ACC-A"]))
+    assert [p.quantity for p in held.positions] == [200]  # E1 and E3 only
+
 
 async def test_oms_client_cannot_touch_another_clients_orders(channels: dict[str, Any]) -> None:
     a = pt_grpc.PreTradeServiceStub(channels["oms-a"])

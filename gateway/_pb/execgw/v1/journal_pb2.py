@@ -26,63 +26,67 @@ from gateway._pb.execgw.v1 import common_pb2 as execgw_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65xecgw/v1/journal.proto\x12\texecgw.v1\x1a\x16\x65xecgw/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n\x04\x46ill\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12\x0e\n\x06symbol\x18\x04 \x01(\t\x12\x1d\n\x04side\x18\x05 \x01(\x0e\x32\x0f.execgw.v1.Side\x12\x10\n\x08quantity\x18\x06 \x01(\x03\x12\r\n\x05price\x18\x07 \x01(\t\x12\'\n\tliquidity\x18\x08 \x01(\x0e\x32\x14.execgw.v1.Liquidity\x12\x34\n\x10transaction_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63lient_order_id\x18\n \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x0b \x01(\t\x12!\n\x04kind\x18\x0c \x01(\x0e\x32\x13.execgw.v1.FillKind\x12\x18\n\x10\x63orrects_exec_id\x18\r \x01(\t\"F\n\x11RecordFillRequest\x12\x1d\n\x04\x66ill\x18\x01 \x01(\x0b\x32\x0f.execgw.v1.Fill\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"h\n\x0c\x46\x65\x65\x42reakdown\x12\x12\n\ncommission\x18\x01 \x01(\t\x12\x11\n\tvenue_fee\x18\x02 \x01(\t\x12\x0f\n\x07sec_fee\x18\x03 \x01(\t\x12\x11\n\tfinra_taf\x18\x04 \x01(\t\x12\r\n\x05total\x18\x05 \x01(\t\"U\n\x03Lot\x12\x10\n\x08quantity\x18\x01 \x01(\x03\x12\r\n\x05price\x18\x02 \x01(\t\x12-\n\topened_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x02\n\x08Position\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x14\n\x0c\x61verage_cost\x18\x04 \x01(\t\x12\x14\n\x0crealized_pnl\x18\x05 \x01(\t\x12\x16\n\x0eunrealized_pnl\x18\x06 \x01(\t\x12\x12\n\nmark_price\x18\x07 \x01(\t\x12*\n\x0b\x63ost_method\x18\x08 \x01(\x0e\x32\x15.execgw.v1.CostMethod\x12\x1c\n\x04lots\x18\t \x03(\x0b\x32\x0e.execgw.v1.Lot\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x07\x46illAck\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x1d\n\x04\x66ill\x18\x03 \x01(\x0b\x32\x0f.execgw.v1.Fill\x12%\n\x08position\x18\x04 \x01(\x0b\x32\x13.execgw.v1.Position\x12%\n\x04\x66\x65\x65s\x18\x05 \x01(\x0b\x32\x17.execgw.v1.FeeBreakdown\x12/\n\x0breceived_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x12RecordFillResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x12.execgw.v1.FillAckH\x00\x12\'\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.execgw.v1.StreamErrorH\x00\x42\x08\n\x06result\"d\n\x13GetPositionsRequest\x12\x10\n\x08\x61\x63\x63ounts\x18\x01 \x03(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x14\n\x0cinclude_lots\x18\x03 \x01(\x08\x12\x14\n\x0cinclude_flat\x18\x04 \x01(\x08\">\n\x14GetPositionsResponse\x12&\n\tpositions\x18\x01 \x03(\x0b\x32\x13.execgw.v1.Position\"\x9d\x01\n\rGetPnlRequest\x12\x12\n\nstart_date\x18\x01 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63\x63ounts\x18\x03 \x03(\t\x12\x0f\n\x07symbols\x18\x04 \x03(\t\x12(\n\x08group_by\x18\x05 \x03(\x0e\x32\x16.execgw.v1.PnlGrouping\x12\x19\n\x11include_shortfall\x18\x06 \x01(\x08\"\x80\x02\n\x0cPnlBreakdown\x12\x16\n\x0egross_realized\x18\x01 \x01(\t\x12\x18\n\x10gross_unrealized\x18\x02 \x01(\t\x12\x12\n\ncommission\x18\x03 \x01(\t\x12\x15\n\rexchange_fees\x18\x04 \x01(\t\x12\x17\n\x0fregulatory_fees\x18\x05 \x01(\t\x12\x0e\n\x06\x62orrow\x18\x06 \x01(\t\x12\x10\n\x08slippage\x18\x07 \x01(\t\x12\x15\n\rmarket_impact\x18\x08 \x01(\t\x12\x13\n\x0btiming_cost\x18\t \x01(\t\x12\x1f\n\x17venue_selection_savings\x18\n \x01(\t\x12\x0b\n\x03net\x18\x0b \x01(\t\"r\n\x06PnlRow\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\r\n\x05venue\x18\x03 \x01(\t\x12\x12\n\ntrade_date\x18\x04 \x01(\t\x12$\n\x03pnl\x18\x05 \x01(\x0b\x32\x17.execgw.v1.PnlBreakdown\"\x99\x02\n\x12ShortfallBreakdown\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1d\n\x04side\x18\x04 \x01(\x0e\x32\x0f.execgw.v1.Side\x12\x18\n\x10ordered_quantity\x18\x05 \x01(\x03\x12\x17\n\x0f\x66illed_quantity\x18\x06 \x01(\x03\x12\x16\n\x0e\x64\x65\x63ision_price\x18\x07 \x01(\t\x12\x12\n\ndelay_cost\x18\x08 \x01(\t\x12\x14\n\x0ctrading_cost\x18\t \x01(\t\x12\x18\n\x10opportunity_cost\x18\n \x01(\t\x12\x0c\n\x04\x66\x65\x65s\x18\x0b \x01(\t\x12\r\n\x05total\x18\x0c \x01(\t\"\x8c\x01\n\x0eGetPnlResponse\x12\x1f\n\x04rows\x18\x01 \x03(\x0b\x32\x11.execgw.v1.PnlRow\x12&\n\x05total\x18\x02 \x01(\x0b\x32\x17.execgw.v1.PnlBreakdown\x12\x31\n\nshortfalls\x18\x03 \x03(\x0b\x32\x1d.execgw.v1.ShortfallBreakdown\"F\n\x11StatementPosition\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"0\n\rStatementCash\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\"\x7f\n\x10ReconcileRequest\x12\x12\n\ntrade_date\x18\x01 \x01(\t\x12/\n\tpositions\x18\x02 \x03(\x0b\x32\x1c.execgw.v1.StatementPosition\x12&\n\x04\x63\x61sh\x18\x03 \x03(\x0b\x32\x18.execgw.v1.StatementCash\"\xa0\x01\n\x13ReconciliationBreak\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.execgw.v1.BreakKind\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x10\n\x08\x65xpected\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x05 \x01(\t\x12\x12\n\ndifference\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"\x90\x01\n\x11ReconcileResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07matched\x18\x02 \x01(\x08\x12.\n\x06\x62reaks\x18\x03 \x03(\x0b\x32\x1e.execgw.v1.ReconciliationBreak\x12*\n\x06run_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17VerifyAuditTrailRequest\"\x7f\n\x18VerifyAuditTrailResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x14\n\x0crows_checked\x18\x02 \x01(\x03\x12\x16\n\x0e\x63hains_checked\x18\x03 \x01(\x03\x12\x15\n\rfirst_bad_row\x18\x04 \x01(\t\x12\x0f\n\x07problem\x18\x05 \x01(\t*f\n\x08\x46illKind\x12\x19\n\x15\x46ILL_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rFILL_KIND_NEW\x10\x01\x12\x18\n\x14\x46ILL_KIND_CORRECTION\x10\x02\x12\x12\n\x0e\x46ILL_KIND_BUST\x10\x03*X\n\nCostMethod\x12\x1b\n\x17\x43OST_METHOD_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OST_METHOD_AVERAGE\x10\x01\x12\x14\n\x10\x43OST_METHOD_FIFO\x10\x02*\x8c\x01\n\x0bPnlGrouping\x12\x1c\n\x18PNL_GROUPING_UNSPECIFIED\x10\x00\x12\x18\n\x14PNL_GROUPING_ACCOUNT\x10\x01\x12\x17\n\x13PNL_GROUPING_SYMBOL\x10\x02\x12\x16\n\x12PNL_GROUPING_VENUE\x10\x03\x12\x14\n\x10PNL_GROUPING_DAY\x10\x04*\xa3\x01\n\tBreakKind\x12\x1a\n\x16\x42REAK_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42REAK_KIND_MISSING_FILL\x10\x01\x12 \n\x1c\x42REAK_KIND_QUANTITY_MISMATCH\x10\x02\x12\x1c\n\x18\x42REAK_KIND_CASH_MISMATCH\x10\x03\x12\x1d\n\x19\x42REAK_KIND_UNKNOWN_SYMBOL\x10\x04\x32\xe0\x03\n\x0eJournalService\x12I\n\nRecordFill\x12\x1c.execgw.v1.RecordFillRequest\x1a\x1d.execgw.v1.RecordFillResponse\x12N\n\x0bRecordFills\x12\x1c.execgw.v1.RecordFillRequest\x1a\x1d.execgw.v1.RecordFillResponse(\x01\x30\x01\x12O\n\x0cGetPositions\x12\x1e.execgw.v1.GetPositionsRequest\x1a\x1f.execgw.v1.GetPositionsResponse\x12=\n\x06GetPnl\x12\x18.execgw.v1.GetPnlRequest\x1a\x19.execgw.v1.GetPnlResponse\x12\x46\n\tReconcile\x12\x1b.execgw.v1.ReconcileRequest\x1a\x1c.execgw.v1.ReconcileResponse\x12[\n\x10VerifyAuditTrail\x12\".execgw.v1.VerifyAuditTrailRequest\x1a#.execgw.v1.VerifyAuditTrailResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x65xecgw/v1/journal.proto\x12\texecgw.v1\x1a\x16\x65xecgw/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n\x04\x46ill\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12\x0e\n\x06symbol\x18\x04 \x01(\t\x12\x1d\n\x04side\x18\x05 \x01(\x0e\x32\x0f.execgw.v1.Side\x12\x10\n\x08quantity\x18\x06 \x01(\x03\x12\r\n\x05price\x18\x07 \x01(\t\x12\'\n\tliquidity\x18\x08 \x01(\x0e\x32\x14.execgw.v1.Liquidity\x12\x34\n\x10transaction_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63lient_order_id\x18\n \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x0b \x01(\t\x12!\n\x04kind\x18\x0c \x01(\x0e\x32\x13.execgw.v1.FillKind\x12\x18\n\x10\x63orrects_exec_id\x18\r \x01(\t\"F\n\x11RecordFillRequest\x12\x1d\n\x04\x66ill\x18\x01 \x01(\x0b\x32\x0f.execgw.v1.Fill\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"P\n\x0fRecordFillBatch\x12+\n\x05\x66ills\x18\x01 \x03(\x0b\x32\x1c.execgw.v1.RecordFillRequest\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\"\x82\x01\n\x17RecordFillBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12.\n\x07results\x18\x02 \x03(\x0b\x32\x1d.execgw.v1.RecordFillResponse\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.execgw.v1.StreamError\"h\n\x0c\x46\x65\x65\x42reakdown\x12\x12\n\ncommission\x18\x01 \x01(\t\x12\x11\n\tvenue_fee\x18\x02 \x01(\t\x12\x0f\n\x07sec_fee\x18\x03 \x01(\t\x12\x11\n\tfinra_taf\x18\x04 \x01(\t\x12\r\n\x05total\x18\x05 \x01(\t\"U\n\x03Lot\x12\x10\n\x08quantity\x18\x01 \x01(\x03\x12\r\n\x05price\x18\x02 \x01(\t\x12-\n\topened_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x02\n\x08Position\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x14\n\x0c\x61verage_cost\x18\x04 \x01(\t\x12\x14\n\x0crealized_pnl\x18\x05 \x01(\t\x12\x16\n\x0eunrealized_pnl\x18\x06 \x01(\t\x12\x12\n\nmark_price\x18\x07 \x01(\t\x12*\n\x0b\x63ost_method\x18\x08 \x01(\x0e\x32\x15.execgw.v1.CostMethod\x12\x1c\n\x04lots\x18\t \x03(\x0b\x32\x0e.execgw.v1.Lot\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x07\x46illAck\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x1d\n\x04\x66ill\x18\x03 \x01(\x0b\x32\x0f.execgw.v1.Fill\x12%\n\x08position\x18\x04 \x01(\x0b\x32\x13.execgw.v1.Position\x12%\n\x04\x66\x65\x65s\x18\x05 \x01(\x0b\x32\x17.execgw.v1.FeeBreakdown\x12/\n\x0breceived_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x12RecordFillResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x12.execgw.v1.FillAckH\x00\x12\'\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.execgw.v1.StreamErrorH\x00\x42\x08\n\x06result\"d\n\x13GetPositionsRequest\x12\x10\n\x08\x61\x63\x63ounts\x18\x01 \x03(\t\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x14\n\x0cinclude_lots\x18\x03 \x01(\x08\x12\x14\n\x0cinclude_flat\x18\x04 \x01(\x08\">\n\x14GetPositionsResponse\x12&\n\tpositions\x18\x01 \x03(\x0b\x32\x13.execgw.v1.Position\"\x9d\x01\n\rGetPnlRequest\x12\x12\n\nstart_date\x18\x01 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63\x63ounts\x18\x03 \x03(\t\x12\x0f\n\x07symbols\x18\x04 \x03(\t\x12(\n\x08group_by\x18\x05 \x03(\x0e\x32\x16.execgw.v1.PnlGrouping\x12\x19\n\x11include_shortfall\x18\x06 \x01(\x08\"\x80\x02\n\x0cPnlBreakdown\x12\x16\n\x0egross_realized\x18\x01 \x01(\t\x12\x18\n\x10gross_unrealized\x18\x02 \x01(\t\x12\x12\n\ncommission\x18\x03 \x01(\t\x12\x15\n\rexchange_fees\x18\x04 \x01(\t\x12\x17\n\x0fregulatory_fees\x18\x05 \x01(\t\x12\x0e\n\x06\x62orrow\x18\x06 \x01(\t\x12\x10\n\x08slippage\x18\x07 \x01(\t\x12\x15\n\rmarket_impact\x18\x08 \x01(\t\x12\x13\n\x0btiming_cost\x18\t \x01(\t\x12\x1f\n\x17venue_selection_savings\x18\n \x01(\t\x12\x0b\n\x03net\x18\x0b \x01(\t\"r\n\x06PnlRow\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\r\n\x05venue\x18\x03 \x01(\t\x12\x12\n\ntrade_date\x18\x04 \x01(\t\x12$\n\x03pnl\x18\x05 \x01(\x0b\x32\x17.execgw.v1.PnlBreakdown\"\x99\x02\n\x12ShortfallBreakdown\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1d\n\x04side\x18\x04 \x01(\x0e\x32\x0f.execgw.v1.Side\x12\x18\n\x10ordered_quantity\x18\x05 \x01(\x03\x12\x17\n\x0f\x66illed_quantity\x18\x06 \x01(\x03\x12\x16\n\x0e\x64\x65\x63ision_price\x18\x07 \x01(\t\x12\x12\n\ndelay_cost\x18\x08 \x01(\t\x12\x14\n\x0ctrading_cost\x18\t \x01(\t\x12\x18\n\x10opportunity_cost\x18\n \x01(\t\x12\x0c\n\x04\x66\x65\x65s\x18\x0b \x01(\t\x12\r\n\x05total\x18\x0c \x01(\t\"\x8c\x01\n\x0eGetPnlResponse\x12\x1f\n\x04rows\x18\x01 \x03(\x0b\x32\x11.execgw.v1.PnlRow\x12&\n\x05total\x18\x02 \x01(\x0b\x32\x17.execgw.v1.PnlBreakdown\x12\x31\n\nshortfalls\x18\x03 \x03(\x0b\x32\x1d.execgw.v1.ShortfallBreakdown\"F\n\x11StatementPosition\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"0\n\rStatementCash\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\"\x7f\n\x10ReconcileRequest\x12\x12\n\ntrade_date\x18\x01 \x01(\t\x12/\n\tpositions\x18\x02 \x03(\x0b\x32\x1c.execgw.v1.StatementPosition\x12&\n\x04\x63\x61sh\x18\x03 \x03(\x0b\x32\x18.execgw.v1.StatementCash\"\xa0\x01\n\x13ReconciliationBreak\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.execgw.v1.BreakKind\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x10\n\x08\x65xpected\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x05 \x01(\t\x12\x12\n\ndifference\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"\x90\x01\n\x11ReconcileResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07matched\x18\x02 \x01(\x08\x12.\n\x06\x62reaks\x18\x03 \x03(\x0b\x32\x1e.execgw.v1.ReconciliationBreak\x12*\n\x06run_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x19\n\x17VerifyAuditTrailRequest\"\x7f\n\x18VerifyAuditTrailResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x14\n\x0crows_checked\x18\x02 \x01(\x03\x12\x16\n\x0e\x63hains_checked\x18\x03 \x01(\x03\x12\x15\n\rfirst_bad_row\x18\x04 \x01(\t\x12\x0f\n\x07problem\x18\x05 \x01(\t*f\n\x08\x46illKind\x12\x19\n\x15\x46ILL_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rFILL_KIND_NEW\x10\x01\x12\x18\n\x14\x46ILL_KIND_CORRECTION\x10\x02\x12\x12\n\x0e\x46ILL_KIND_BUST\x10\x03*X\n\nCostMethod\x12\x1b\n\x17\x43OST_METHOD_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OST_METHOD_AVERAGE\x10\x01\x12\x14\n\x10\x43OST_METHOD_FIFO\x10\x02*\x8c\x01\n\x0bPnlGrouping\x12\x1c\n\x18PNL_GROUPING_UNSPECIFIED\x10\x00\x12\x18\n\x14PNL_GROUPING_ACCOUNT\x10\x01\x12\x17\n\x13PNL_GROUPING_SYMBOL\x10\x02\x12\x16\n\x12PNL_GROUPING_VENUE\x10\x03\x12\x14\n\x10PNL_GROUPING_DAY\x10\x04*\xa3\x01\n\tBreakKind\x12\x1a\n\x16\x42REAK_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42REAK_KIND_MISSING_FILL\x10\x01\x12 \n\x1c\x42REAK_KIND_QUANTITY_MISMATCH\x10\x02\x12\x1c\n\x18\x42REAK_KIND_CASH_MISMATCH\x10\x03\x12\x1d\n\x19\x42REAK_KIND_UNKNOWN_SYMBOL\x10\x04\x32\xb9\x04\n\x0eJournalService\x12I\n\nRecordFill\x12\x1c.execgw.v1.RecordFillRequest\x1a\x1d.execgw.v1.RecordFillResponse\x12N\n\x0bRecordFills\x12\x1c.execgw.v1.RecordFillRequest\x1a\x1d.execgw.v1.RecordFillResponse(\x01\x30\x01\x12W\n\x11RecordFillBatches\x12\x1a.execgw.v1.RecordFillBatch\x1a\".execgw.v1.RecordFillBatchResponse(\x01\x30\x01\x12O\n\x0cGetPositions\x12\x1e.execgw.v1.GetPositionsRequest\x1a\x1f.execgw.v1.GetPositionsResponse\x12=\n\x06GetPnl\x12\x18.execgw.v1.GetPnlRequest\x1a\x19.execgw.v1.GetPnlResponse\x12\x46\n\tReconcile\x12\x1b.execgw.v1.ReconcileRequest\x1a\x1c.execgw.v1.ReconcileResponse\x12[\n\x10VerifyAuditTrail\x12\".execgw.v1.VerifyAuditTrailRequest\x1a#.execgw.v1.VerifyAuditTrailResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'execgw.v1.journal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FILLKIND']._serialized_start=3154
-  _globals['_FILLKIND']._serialized_end=3256
-  _globals['_COSTMETHOD']._serialized_start=3258
-  _globals['_COSTMETHOD']._serialized_end=3346
-  _globals['_PNLGROUPING']._serialized_start=3349
-  _globals['_PNLGROUPING']._serialized_end=3489
-  _globals['_BREAKKIND']._serialized_start=3492
-  _globals['_BREAKKIND']._serialized_end=3655
+  _globals['_FILLKIND']._serialized_start=3369
+  _globals['_FILLKIND']._serialized_end=3471
+  _globals['_COSTMETHOD']._serialized_start=3473
+  _globals['_COSTMETHOD']._serialized_end=3561
+  _globals['_PNLGROUPING']._serialized_start=3564
+  _globals['_PNLGROUPING']._serialized_end=3704
+  _globals['_BREAKKIND']._serialized_start=3707
+  _globals['_BREAKKIND']._serialized_end=3870
   _globals['_FILL']._serialized_start=96
   _globals['_FILL']._serialized_end=433
   _globals['_RECORDFILLREQUEST']._serialized_start=435
   _globals['_RECORDFILLREQUEST']._serialized_end=505
-  _globals['_FEEBREAKDOWN']._serialized_start=507
-  _globals['_FEEBREAKDOWN']._serialized_end=611
-  _globals['_LOT']._serialized_start=613
-  _globals['_LOT']._serialized_end=698
-  _globals['_POSITION']._serialized_start=701
-  _globals['_POSITION']._serialized_end=972
-  _globals['_FILLACK']._serialized_start=975
-  _globals['_FILLACK']._serialized_end=1179
-  _globals['_RECORDFILLRESPONSE']._serialized_start=1181
-  _globals['_RECORDFILLRESPONSE']._serialized_end=1307
-  _globals['_GETPOSITIONSREQUEST']._serialized_start=1309
-  _globals['_GETPOSITIONSREQUEST']._serialized_end=1409
-  _globals['_GETPOSITIONSRESPONSE']._serialized_start=1411
-  _globals['_GETPOSITIONSRESPONSE']._serialized_end=1473
-  _globals['_GETPNLREQUEST']._serialized_start=1476
-  _globals['_GETPNLREQUEST']._serialized_end=1633
-  _globals['_PNLBREAKDOWN']._serialized_start=1636
-  _globals['_PNLBREAKDOWN']._serialized_end=1892
-  _globals['_PNLROW']._serialized_start=1894
-  _globals['_PNLROW']._serialized_end=2008
-  _globals['_SHORTFALLBREAKDOWN']._serialized_start=2011
-  _globals['_SHORTFALLBREAKDOWN']._serialized_end=2292
-  _globals['_GETPNLRESPONSE']._serialized_start=2295
-  _globals['_GETPNLRESPONSE']._serialized_end=2435
-  _globals['_STATEMENTPOSITION']._serialized_start=2437
-  _globals['_STATEMENTPOSITION']._serialized_end=2507
-  _globals['_STATEMENTCASH']._serialized_start=2509
-  _globals['_STATEMENTCASH']._serialized_end=2557
-  _globals['_RECONCILEREQUEST']._serialized_start=2559
-  _globals['_RECONCILEREQUEST']._serialized_end=2686
-  _globals['_RECONCILIATIONBREAK']._serialized_start=2689
-  _globals['_RECONCILIATIONBREAK']._serialized_end=2849
-  _globals['_RECONCILERESPONSE']._serialized_start=2852
-  _globals['_RECONCILERESPONSE']._serialized_end=2996
-  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_start=2998
-  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_end=3023
-  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_start=3025
-  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_end=3152
-  _globals['_JOURNALSERVICE']._serialized_start=3658
-  _globals['_JOURNALSERVICE']._serialized_end=4138
+  _globals['_RECORDFILLBATCH']._serialized_start=507
+  _globals['_RECORDFILLBATCH']._serialized_end=587
+  _globals['_RECORDFILLBATCHRESPONSE']._serialized_start=590
+  _globals['_RECORDFILLBATCHRESPONSE']._serialized_end=720
+  _globals['_FEEBREAKDOWN']._serialized_start=722
+  _globals['_FEEBREAKDOWN']._serialized_end=826
+  _globals['_LOT']._serialized_start=828
+  _globals['_LOT']._serialized_end=913
+  _globals['_POSITION']._serialized_start=916
+  _globals['_POSITION']._serialized_end=1187
+  _globals['_FILLACK']._serialized_start=1190
+  _globals['_FILLACK']._serialized_end=1394
+  _globals['_RECORDFILLRESPONSE']._serialized_start=1396
+  _globals['_RECORDFILLRESPONSE']._serialized_end=1522
+  _globals['_GETPOSITIONSREQUEST']._serialized_start=1524
+  _globals['_GETPOSITIONSREQUEST']._serialized_end=1624
+  _globals['_GETPOSITIONSRESPONSE']._serialized_start=1626
+  _globals['_GETPOSITIONSRESPONSE']._serialized_end=1688
+  _globals['_GETPNLREQUEST']._serialized_start=1691
+  _globals['_GETPNLREQUEST']._serialized_end=1848
+  _globals['_PNLBREAKDOWN']._serialized_start=1851
+  _globals['_PNLBREAKDOWN']._serialized_end=2107
+  _globals['_PNLROW']._serialized_start=2109
+  _globals['_PNLROW']._serialized_end=2223
+  _globals['_SHORTFALLBREAKDOWN']._serialized_start=2226
+  _globals['_SHORTFALLBREAKDOWN']._serialized_end=2507
+  _globals['_GETPNLRESPONSE']._serialized_start=2510
+  _globals['_GETPNLRESPONSE']._serialized_end=2650
+  _globals['_STATEMENTPOSITION']._serialized_start=2652
+  _globals['_STATEMENTPOSITION']._serialized_end=2722
+  _globals['_STATEMENTCASH']._serialized_start=2724
+  _globals['_STATEMENTCASH']._serialized_end=2772
+  _globals['_RECONCILEREQUEST']._serialized_start=2774
+  _globals['_RECONCILEREQUEST']._serialized_end=2901
+  _globals['_RECONCILIATIONBREAK']._serialized_start=2904
+  _globals['_RECONCILIATIONBREAK']._serialized_end=3064
+  _globals['_RECONCILERESPONSE']._serialized_start=3067
+  _globals['_RECONCILERESPONSE']._serialized_end=3211
+  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_start=3213
+  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_end=3238
+  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_start=3240
+  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_end=3367
+  _globals['_JOURNALSERVICE']._serialized_start=3873
+  _globals['_JOURNALSERVICE']._serialized_end=4442
 # @@protoc_insertion_point(module_scope)

@@ -188,6 +188,61 @@ class RecordFillRequest(_message.Message):
 Global___RecordFillRequest: _TypeAlias = RecordFillRequest  # noqa: Y015
 
 @_typing.final
+class RecordFillBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILLS_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """Echoed in the response."""
+    @_builtins.property
+    def fills(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordFillRequest]: ...
+    def __init__(
+        self,
+        *,
+        fills: _abc.Iterable[Global___RecordFillRequest] | None = ...,
+        batch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "fills", b"fills"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordFillBatch: _TypeAlias = RecordFillBatch  # noqa: Y015
+
+@_typing.final
+class RecordFillBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordFillResponse]:
+        """One per fill of the batch, in the batch's order, each as RecordFills answers it."""
+
+    @_builtins.property
+    def error(self) -> _common_pb2.StreamError:
+        """Set (and results left empty) when the batch as a whole is refused: empty or too large."""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        results: _abc.Iterable[Global___RecordFillResponse] | None = ...,
+        error: _common_pb2.StreamError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "error", b"error", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordFillBatchResponse: _TypeAlias = RecordFillBatchResponse  # noqa: Y015
+
+@_typing.final
 class FeeBreakdown(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

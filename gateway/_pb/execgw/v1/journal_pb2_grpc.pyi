@@ -37,6 +37,12 @@ class JournalServiceStub:
     """One acknowledgement per request, each after its commit; a bad record is answered on the
     stream (error set) and the stream continues.
     """
+    RecordFillBatches: _grpc.StreamStreamMultiCallable[_journal_pb2.RecordFillBatch, _journal_pb2.RecordFillBatchResponse]
+    """Fills in batches, for high-rate feeds (drop copies, backfills): each message carries up to
+    1,000 fills and gets one answer after every fill in it is committed, listing each fill's
+    result in order. The same validation, idempotency and acknowledgements as RecordFills; gRPC's
+    per-message cost is paid once per batch instead of once per fill.
+    """
     GetPositions: _grpc.UnaryUnaryMultiCallable[_journal_pb2.GetPositionsRequest, _journal_pb2.GetPositionsResponse]
     GetPnl: _grpc.UnaryUnaryMultiCallable[_journal_pb2.GetPnlRequest, _journal_pb2.GetPnlResponse]
     """P&L attribution over a date range."""
@@ -52,6 +58,12 @@ class JournalServiceAsyncStub(JournalServiceStub):
     RecordFills: _aio.StreamStreamMultiCallable[_journal_pb2.RecordFillRequest, _journal_pb2.RecordFillResponse]  # type: ignore[assignment]
     """One acknowledgement per request, each after its commit; a bad record is answered on the
     stream (error set) and the stream continues.
+    """
+    RecordFillBatches: _aio.StreamStreamMultiCallable[_journal_pb2.RecordFillBatch, _journal_pb2.RecordFillBatchResponse]  # type: ignore[assignment]
+    """Fills in batches, for high-rate feeds (drop copies, backfills): each message carries up to
+    1,000 fills and gets one answer after every fill in it is committed, listing each fill's
+    result in order. The same validation, idempotency and acknowledgements as RecordFills; gRPC's
+    per-message cost is paid once per batch instead of once per fill.
     """
     GetPositions: _aio.UnaryUnaryMultiCallable[_journal_pb2.GetPositionsRequest, _journal_pb2.GetPositionsResponse]  # type: ignore[assignment]
     GetPnl: _aio.UnaryUnaryMultiCallable[_journal_pb2.GetPnlRequest, _journal_pb2.GetPnlResponse]  # type: ignore[assignment]
@@ -77,6 +89,18 @@ class JournalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_journal_pb2.RecordFillResponse], _abc.AsyncIterator[_journal_pb2.RecordFillResponse]]:
         """One acknowledgement per request, each after its commit; a bad record is answered on the
         stream (error set) and the stream continues.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordFillBatches(
+        self,
+        request_iterator: _MaybeAsyncIterator[_journal_pb2.RecordFillBatch],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_journal_pb2.RecordFillBatchResponse], _abc.AsyncIterator[_journal_pb2.RecordFillBatchResponse]]:
+        """Fills in batches, for high-rate feeds (drop copies, backfills): each message carries up to
+        1,000 fills and gets one answer after every fill in it is committed, listing each fill's
+        result in order. The same validation, idempotency and acknowledgements as RecordFills; gRPC's
+        per-message cost is paid once per batch instead of once per fill.
         """
 
     @_abc_1.abstractmethod
