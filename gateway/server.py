@@ -223,6 +223,13 @@ class Gateway:
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 # A second gateway on a taken port must fail, not silently share it.
                 ("grpc.so_reuseport", 0),
+                # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: a client past it waits on its side,
+                # so a burst cannot queue more calls here than the connections allow.
+                *(
+                    [("grpc.max_concurrent_streams", settings.max_streams_per_connection)]
+                    if settings.max_streams_per_connection
+                    else []
+                ),
             ],
             # Load shedding: past this many RPCs in progress (open streams included) new ones
             # are answered RESOURCE_EXHAUSTED at once instead of queueing until they time out.

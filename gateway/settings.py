@@ -101,6 +101,13 @@ class Settings:
             "RESOURCE_EXHAUSTED instead of queueing; 0: no limit"
         ),
     )
+    max_streams_per_connection: int = field(
+        default=0,
+        metadata=_help(
+            "calls one HTTP/2 connection may have open at once (streams included; the client "
+            "waits for a free one); 0: gRPC's default, no limit"
+        ),
+    )
     max_message_bytes: int = field(
         default=4 * 1024 * 1024, metadata=_help("largest gRPC message accepted or sent")
     )
@@ -390,6 +397,10 @@ class Settings:
                 problems.append(f"{name}={getattr(self, name)}: must be >= 0")
         if self.max_concurrent_rpcs < 0:
             problems.append(f"max_concurrent_rpcs={self.max_concurrent_rpcs}: must be >= 0")
+        if self.max_streams_per_connection < 0:
+            problems.append(
+                f"max_streams_per_connection={self.max_streams_per_connection}: must be >= 0"
+            )
         if self.max_message_bytes < 1024:
             problems.append(f"max_message_bytes={self.max_message_bytes}: must be >= 1024")
         if self.market_clock not in MARKET_CLOCKS:

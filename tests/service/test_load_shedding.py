@@ -104,3 +104,40 @@ async def test_burst_of_many_times_the_limit_every_call_answered_quickly_ok_or_s
     assert grpc.StatusCode.OK in outcomes
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in outcomes
     assert elapsed < 10  # nobody waited for a deadline
+
+
+async def test_streams_per_connection_limit_then_a_further_call_waits_for_a_free_stream(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = gateway_settings(
+        database_url, tmp_path, market_clock="feed", max_streams_per_connection=2
+    )
+    async with serving(settings) as running:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        try:
+            await publish(channel, open_market())
+            subscriber = ms_grpc.MarketStateServiceStub(channel)
+            streams = [
+                subscriber.SubscribeMarketState(ms.SubscribeMarketStateRequest(symbols=["AAPL"]))
+                for _ in range(2)
+            ]
+            for stream in streams:
+                await stream.read()
+            stub = pt_grpc.PreTradeServiceStub(channel)
+            request = pt.CheckOrderRequest(order=order())
+            # Both streams of the connection are taken: the call waits on the client's side.
+            with pytest.raises(grpc.aio.AioRpcError) as waited:
+                await stub.CheckOrder(request, timeout=0.5)
+            assert waited.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            # Another connection is not held back (its own, not the shared subchannel), and a
+            # freed stream lets the first one go on.
+            async with grpc.aio.insecure_channel(
+                f"127.0.0.1:{running.port}", options=[("grpc.use_local_subchannel_pool", 1)]
+            ) as other:
+                other_stub = pt_grpc.PreTradeServiceStub(other)
+                assert (await other_stub.CheckOrder(request, timeout=5)).allowed
+            streams[0].cancel()
+            assert (await stub.CheckOrder(request, timeout=5)).allowed
+            streams[1].cancel()
+        finally:
+            await channel.close()
