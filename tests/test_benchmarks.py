@@ -278,6 +278,33 @@ def test_parse_journal_stream_when_either_wording_then_same_figures(output: str)
     assert found["errors"] == 0
 
 
+def test_parse_journal_stream_with_batches_then_batched_figures_beside_the_stream() -> None:
+    output = (
+        "RecordFills, 8 streams x 256 fills in flight:\n"
+        "  gateway durable fills/s       6,000.00 [5,000.00-7,000.00]\n"
+        "RecordFillBatches, 8 streams x 4 batches of 250 fills in flight:\n"
+        "  gateway batched fills/s       11,000.00 [10,000.00-12,000.00]\n"
+        "  batch errors (sum)            0\n"
+        "in-process writer (bench_journal_writer.py, core 0, same database):\n"
+        "  durable fills/s        24,000  [20,000-30,000]\n"
+    )
+    found = parse_journal_stream(output)
+    assert found["fills_per_s"] == [6_000, 5_000, 7_000]
+    assert found["batched_fills_per_s"] == [11_000, 10_000, 12_000]
+    section = report.stream_section(found)
+    assert "RecordFillBatches over gRPC" in section and "0.46" in section
+
+
+def test_burst_script_when_asked_for_help_then_describes_itself() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "burst.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--normal-rps" in done.stdout and "--factor" in done.stdout
+
+
 def test_parse_journal_stream_when_figures_missing_then_error_not_exception() -> None:
     assert "error" in parse_journal_stream("Traceback (most recent call last):\n")
 

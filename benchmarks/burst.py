@@ -1,0 +1,132 @@
+"""Burst: what happens to CheckOrder when the offered load jumps to a multiple of normal?
+
+One gateway (real PostgreSQL, market_clock=feed, pinned to core 0 like the other targets) takes
+CheckOrder from h2load (core 1) at a fixed rate with a gRPC deadline on every call, in three
+phases: ``--normal-rps``, then ``--factor`` times that, then normal again. For each phase it prints
+the calls h2load sent and completed, the gateway's own count of answers by status code
+(grpc_server_handled_total), answers per second that were OK (the goodput) and h2load's mean and
+maximum time per request. A gateway that sheds well keeps its goodput near what it serves at
+normal load and answers the excess at once; one that does not lets the queue grow until the
+deadlines pass and the goodput collapses.
+
+Calls refused by gRPC itself (``max_concurrent_rpcs``) or expired before a handler ran never reach
+the gateway's counter: the difference between h2load's completed calls and the counted answers is
+those. h2load counts gRPC errors as successes, so only the counter tells OK from refused.
+
+Usage:
+    python benchmarks/burst.py [--normal-rps 2000] [--factor 10] [--seconds 6] [--timeout-ms 200]
+        [-- GATEWAY FLAGS...]   (e.g. -- --max-streams-per-connection 16)
+
+Uses EXECGW_DATABASE_URL when set, otherwise an embedded PostgreSQL in a temporary folder.
+Requires h2load (Debian package nghttp2-client). Traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.grpc_load import Server, database, grpc_frame, prime, start_gateway  # noqa: E402
+from benchmarks.requests import REQUESTS  # noqa: E402
+
+# Connections per 1,000 calls/s offered, and calls each may have in flight.
+CONNECTIONS_PER_1000 = 2
+IN_FLIGHT = 100
+
+
+def _answers(gateway: Server) -> dict[str, float]:
+    """CheckOrder answers counted by the gateway, by status code."""
+    return {
+        labels["grpc_code"]: value
+        for name, labels, value in gateway.samples()
+        if name == "grpc_server_handled_total" and labels.get("grpc_method") == "CheckOrder"
+    }
+
+
+def _phase(
+    gateway: Server, body: Path, method: str, rps: int, seconds: float, timeout_ms: int
+) -> dict[str, object]:
+    clients = max(1, CONNECTIONS_PER_1000 * rps // 1000)
+    before = _answers(gateway)
+    output = subprocess.run(
+        [
+            *("taskset", "-c", "1", "h2load", "-D", f"{seconds:g}"),
+            *("-c", str(clients), "-m", str(IN_FLIGHT), "--rps", str(max(1, rps // clients))),
+            *("-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers"),
+            *("-H", f"grpc-timeout: {timeout_ms}m"),
+            f"http://127.0.0.1:{gateway.port}{method}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    after = _answers(gateway)
+    codes = {code: after[code] - before.get(code, 0.0) for code in after}
+    codes = {code: count for code, count in codes.items() if count}
+    counts = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done", output)
+    timing = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", output)
+    return {
+        "offered_per_s": rps,
+        "started": int(counts.group(2)) if counts else 0,
+        "done": int(counts.group(3)) if counts else 0,
+        "answers": codes,
+        "ok_per_s": codes.get("OK", 0.0) / seconds,
+        "mean_time": timing.group(3) if timing else "-",
+        "max_time": timing.group(2) if timing else "-",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--normal-rps", type=int, default=2000)
+    parser.add_argument("--factor", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--timeout-ms", type=int, default=200)
+    parser.add_argument("gateway_flags", nargs="*", help="after --: flags for the gateway")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="execgw-burst-"))
+    spec = REQUESTS["CheckOrder"]
+    with database(folder) as url:
+        gateway = start_gateway(url, folder, True, args.gateway_flags)
+        try:
+            prime([gateway], [spec], 1000)
+            body = folder / "body.bin"
+            body.write_bytes(grpc_frame(spec.request))
+            flags = " ".join(args.gateway_flags) or "(defaults)"
+            print(
+                f"burst: CheckOrder, {args.seconds:g} s per phase, deadline {args.timeout_ms} ms, "
+                f"gateway flags {flags}"
+            )
+            print(f"{'phase':>8} {'offered/s':>10} {'sent':>8} {'done':>8} {'OK/s':>8}  answers")
+            burst = int(args.normal_rps * args.factor)
+            for name, rps in (("normal", args.normal_rps), ("burst", burst), ("after", None)):
+                found = _phase(
+                    gateway,
+                    body,
+                    spec.method,
+                    rps or args.normal_rps,
+                    args.seconds,
+                    args.timeout_ms,
+                )
+                print(
+                    f"{name:>8} {found['offered_per_s']:>10,} {found['started']:>8,} "
+                    f"{found['done']:>8,} {found['ok_per_s']:>8,.0f}  {found['answers']} "
+                    f"(time per call mean {found['mean_time']}, max {found['max_time']})",
+                    flush=True,
+                )
+                time.sleep(1)
+        finally:
+            gateway.stop()
+
+
+if __name__ == "__main__":
+    main()
