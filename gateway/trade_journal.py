@@ -98,6 +98,16 @@ def _last_prices(records: list[Fill], up_to: date) -> dict[str, Decimal]:
     return {symbol: fill.price for symbol, fill in latest.items()}
 
 
+def _report_rebuild_failure(task: asyncio.Future[None]) -> None:
+    """A rebuild that fails other than by the database (a bug) holds every answer after it."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "position rebuild from the journal failed: fills stay committed but their "
+            "acknowledgements are held until the gateway restarts",
+            exc_info=task.exception(),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Committed:
     """A committed record on its way into the book, and the caller waiting for it."""
@@ -376,6 +386,7 @@ class TradeJournal:
         if not self.book.knows(item.fill, item.stored.duplicate):
             self._backlog = [item]
             self._rebuilding = asyncio.ensure_future(self._rebuild(item.fill))
+            self._rebuilding.add_done_callback(_report_rebuild_failure)
             return
         effect = self.book.apply(item.fill)
         if effect.rebuilt or effect.position.quantity in (0, item.fill.signed_quantity):
