@@ -1,7 +1,7 @@
 """Burst: what happens to CheckOrder when the offered load jumps to a multiple of normal?
 
 One gateway (real PostgreSQL, market_clock=feed, pinned to core 0 like the other targets) takes
-CheckOrder from h2load (core 1) at a fixed rate with a gRPC deadline on every call, in three
+CheckOrder from h2load at a fixed rate with a gRPC deadline on every call, in three
 phases: ``--normal-rps``, then ``--factor`` times that, then normal again. For each phase it prints
 the calls h2load sent and completed, the gateway's own count of answers by status code
 (grpc_server_handled_total), answers per second that were OK (the goodput) and h2load's mean and
@@ -34,7 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.grpc_load import Server, database, grpc_frame, prime, start_gateway  # noqa: E402
+from benchmarks.grpc_load import (  # noqa: E402
+    Server,
+    database,
+    grpc_frame,
+    h2load_paced,
+    prime,
+    start_gateway,
+)
 from benchmarks.requests import REQUESTS  # noqa: E402
 
 # Connections per 1,000 calls/s offered, and calls each may have in flight.
@@ -56,18 +63,13 @@ def _phase(
 ) -> dict[str, object]:
     clients = max(1, CONNECTIONS_PER_1000 * rps // 1000)
     before = _answers(gateway)
-    output = subprocess.run(
-        [
-            *("taskset", "-c", "1", "h2load", "-D", f"{seconds:g}"),
-            *("-c", str(clients), "-m", str(IN_FLIGHT), "--rps", str(max(1, rps // clients))),
-            *("-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers"),
-            *("-H", f"grpc-timeout: {timeout_ms}m"),
-            f"http://127.0.0.1:{gateway.port}{method}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+    output, _ = h2load_paced(
+        *(gateway.port, method, body, seconds, rps),
+        clients=clients,
+        in_flight=IN_FLIGHT,
+        headers=[f"grpc-timeout: {timeout_ms}m"],
+        output=subprocess.PIPE,
+    ).communicate()
     after = _answers(gateway)
     codes = {code: after[code] - before.get(code, 0.0) for code in after}
     codes = {code: count for code, count in codes.items() if count}

@@ -399,6 +399,34 @@ def h2load(
     return H2loadRun(succeeded, elapsed, latencies, used, summary)
 
 
+def h2load_paced(
+    port: int,
+    method: str,
+    body: Path,
+    seconds: float,
+    rate: float,
+    *,
+    clients: int = 4,
+    in_flight: int = 8,
+    headers: Sequence[str] = (),
+    output: int = subprocess.DEVNULL,
+) -> subprocess.Popen[str]:
+    """h2load sending ``body`` to ``method`` at ``rate`` calls/s in all for ``seconds``, started
+    and left running (read its stdout with ``output=subprocess.PIPE``)."""
+    return subprocess.Popen(
+        [
+            *("h2load", "-D", f"{seconds:g}", "-c", str(clients), "-m", str(in_flight)),
+            *("--rps", str(max(1, int(rate / clients))), "-d", str(body)),
+            *("-H", "content-type: application/grpc", "-H", "te: trailers"),
+            *(item for header in headers for item in ("-H", header)),
+            f"http://127.0.0.1:{port}{method}",
+        ],
+        stdout=output,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
 def _cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)

@@ -45,7 +45,13 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.grpc_load import Server, database, grpc_frame, start_gateway  # noqa: E402
+from benchmarks.grpc_load import (  # noqa: E402
+    Server,
+    database,
+    grpc_frame,
+    h2load_paced,
+    start_gateway,
+)
 from benchmarks.requests import (  # noqa: E402
     MARKET_TIME,
     ORDER,
@@ -167,34 +173,6 @@ def _subscribers(port: int, seconds: float, count: int) -> None:
             thread.join(seconds + 30)
 
 
-def _h2load(
-    port: int, method: str, body: Path, seconds: float, rate: float
-) -> subprocess.Popen[bytes]:
-    clients = 4
-    return subprocess.Popen(
-        [
-            "h2load",
-            "-D",
-            f"{seconds:g}",
-            "-c",
-            str(clients),
-            "-m",
-            "8",
-            "--rps",
-            str(max(1, int(rate / clients))),
-            "-d",
-            str(body),
-            "-H",
-            "content-type: application/grpc",
-            "-H",
-            "te: trailers",
-            f"http://127.0.0.1:{port}{method}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def _scrape(gateway: Server) -> dict[tuple[str, str], float]:
     """grpc_server_handled_total by (method, code); accepted market events as ("feed events",
     "OK"); recorded fills as ("fills", "OK") (a RecordFills stream is counted by gRPC only when
@@ -236,7 +214,7 @@ def main() -> None:
 def _soak(gateway: Server, folder: Path, args: argparse.Namespace) -> list[dict[str, float]]:
     port = gateway.port
     children: list[multiprocessing.Process] = []
-    loads: list[subprocess.Popen[bytes]] = []
+    loads: list[subprocess.Popen[str]] = []
     windows: list[dict[str, float]] = []
     try:
         prime_market(port, UNIVERSE)
@@ -254,10 +232,10 @@ def _soak(gateway: Server, folder: Path, args: argparse.Namespace) -> list[dict[
             child.start()
         time.sleep(1)  # the feed first: the book stays fresh for the orders
         loads = [
-            _h2load(
+            h2load_paced(
                 port, REQUESTS["CheckOrder"].method, bodies["CheckOrder"], seconds, args.check_rps
             ),
-            _h2load(
+            h2load_paced(
                 port, REQUESTS["RouteOrder"].method, bodies["RouteOrder"], seconds, args.route_rps
             ),
         ]

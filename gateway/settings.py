@@ -395,12 +395,9 @@ class Settings:
         for name in ("shutdown_grace_seconds", "shutdown_drain_seconds"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)}: must be >= 0")
-        if self.max_concurrent_rpcs < 0:
-            problems.append(f"max_concurrent_rpcs={self.max_concurrent_rpcs}: must be >= 0")
-        if self.max_streams_per_connection < 0:
-            problems.append(
-                f"max_streams_per_connection={self.max_streams_per_connection}: must be >= 0"
-            )
+        for name in ("max_concurrent_rpcs", "max_streams_per_connection"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)}: must be >= 0")
         if self.max_message_bytes < 1024:
             problems.append(f"max_message_bytes={self.max_message_bytes}: must be >= 1024")
         if self.market_clock not in MARKET_CLOCKS:

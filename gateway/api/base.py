@@ -126,6 +126,17 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
     path = f"{method.containing_service.full_name}/{method.name}"
     request_type = method.input_type.full_name
     streamed_requests = method.client_streaming
+
+    def admitted(self: Servicer, request: Any, context: Context) -> tuple[Any, Any]:
+        """The request checked (well-formed, let in by access control) and its lease, if any."""
+        if streamed_requests:
+            request = _checked(request, request_type)
+        elif request is _MALFORMED:
+            raise _malformed(request_type)
+        if self.access is not None:
+            return self.access.admit(name, request, context)
+        return request, None
+
     if method.server_streaming:
 
         @functools.wraps(handler)
@@ -133,12 +144,7 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
             observed = _Observed(self, name, path, context)
             lease = None
             try:
-                if streamed_requests:
-                    request = _checked(request, request_type)
-                elif request is _MALFORMED:
-                    raise _malformed(request_type)
-                if self.access is not None:
-                    request, lease = self.access.admit(name, request, context)
+                request, lease = admitted(self, request, context)
                 async for item in handler(self, request, context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError) as error:
@@ -159,12 +165,7 @@ def _translated(handler: Callable[..., Any], method: MethodDescriptor) -> Callab
         observed = _Observed(self, name, path, context)
         lease = None
         try:
-            if streamed_requests:
-                request = _checked(request, request_type)
-            elif request is _MALFORMED:
-                raise _malformed(request_type)
-            if self.access is not None:
-                request, lease = self.access.admit(name, request, context)
+            request, lease = admitted(self, request, context)
             return await handler(self, request, context)
         except (grpc.aio.AbortError, asyncio.CancelledError) as error:
             observed.failed(error, context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -26,8 +26,9 @@ MAX_BATCHES_IN_FLIGHT = 16
 # Original acknowledgements kept for retries (see ``_Acknowledged``).
 ACKNOWLEDGEMENTS_KEPT = 32_768
 T = TypeVar("T")
-_InFlight = tuple[pb.RecordFillRequest, "asyncio.Future[Recorded] | pb.FillAck"]
-_BatchInFlight = tuple[pb.RecordFillBatch, "list[asyncio.Future[Recorded] | pb.FillAck] | None"]
+Req = TypeVar("Req")
+Out = TypeVar("Out")
+Ans = TypeVar("Ans")
 
 
 class _Acknowledged:
@@ -69,7 +70,7 @@ class _Pipeline(Generic[T]):
 
     __slots__ = ("_answerer_waits", "_limit", "_loop", "_reader_waits", "closed", "items")
 
-    def __init__(self, limit: int = MAX_IN_FLIGHT) -> None:
+    def __init__(self, limit: int) -> None:
         self._limit = limit
         self.items: deque[T] = deque()
         self.closed = False
@@ -110,6 +111,50 @@ class _Pipeline(Generic[T]):
         waiter = self._reader_waits
         if waiter is not None and not waiter.done() and len(self.items) <= self._limit // 2:
             waiter.set_result(None)
+
+
+async def _pipelined(
+    requests: AsyncIterator[Req],
+    take: Callable[[Req], Out],
+    commits: Callable[[Out], list[asyncio.Future[Recorded]]],
+    answer: Callable[[Req, Out], Ans],
+    limit: int,
+) -> AsyncIterator[Ans]:
+    """Answer a stream's requests in order, each once its commits are done.
+
+    A reader task takes requests in (``take`` validates and queues their fills) while earlier
+    ones wait for their commit, so one stream fills the writer's batches, at most ``limit`` ahead
+    of the answers: a client that does not read its answers is slowed by HTTP/2 flow control, it
+    cannot grow the gateway's memory. The writer commits in submission order, so once the oldest
+    request is answered the rest of its batch is too: their answers go out without another wait.
+    """
+    pipeline: _Pipeline[tuple[Req, Out]] = _Pipeline(limit)
+
+    async def read() -> None:
+        try:
+            async for request in requests:
+                await pipeline.wait_room()
+                pipeline.put((request, take(request)))
+        finally:
+            pipeline.close()
+
+    reader = asyncio.create_task(read(), name="journal-stream-reader")
+    items = pipeline.items
+    try:
+        while await pipeline.wait_item():
+            request, outcome = items[0]
+            waiting = [future for future in commits(outcome) if not future.done()]
+            if waiting:
+                await asyncio.wait(waiting)  # once per writer batch: the rest are done with it
+            items.popleft()
+            pipeline.taken()
+            yield answer(request, outcome)
+        await reader  # a failed read ends the call with its error
+    finally:
+        reader.cancel()
+        for _, left in items:
+            for future in commits(left):
+                future.cancel()
 
 
 class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
@@ -155,61 +200,27 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
             self._journal.count_retry()
         return ack
 
-    @staticmethod
-    def _duplicate(request: pb.RecordFillRequest, ack: pb.FillAck) -> pb.RecordFillResponse:
-        response = pb.RecordFillResponse(request_id=request.request_id, ack=ack)
-        response.ack.duplicate = True
-        return response
-
     async def RecordFill(
         self, request: pb.RecordFillRequest, context: Context
     ) -> pb.RecordFillResponse:
         ack = self._retried(request)
         if ack is not None:
-            return self._duplicate(request, ack)
+            return self._answer(request, ack)
         return self._ack(request, await self._submit(request))
 
     async def RecordFills(
         self, request_iterator: AsyncIterator[pb.RecordFillRequest], context: Context
     ) -> AsyncIterator[pb.RecordFillResponse]:
-        # One answer per request, in request order, each after its commit. A reader takes
-        # requests in while earlier ones wait for their commit (so one stream fills the writer's
-        # batches), at most MAX_IN_FLIGHT ahead of the answers: a client that does not read its
-        # answers is slowed by HTTP/2 flow control, it cannot grow the gateway's memory. The
-        # writer commits in submission order, so once the oldest request is answered the rest of
-        # its batch is too: the answers of a batch go out without another wait.
-        pipeline: _Pipeline[_InFlight] = _Pipeline()
+        # One answer per request, in request order, each after its commit (see ``_pipelined``).
         loop = asyncio.get_running_loop()
-
-        async def read() -> None:
-            try:
-                async for request in request_iterator:
-                    await pipeline.wait_room()
-                    pipeline.put((request, self._outcome(request, loop)))
-            finally:
-                pipeline.close()
-
-        reader = asyncio.create_task(read(), name="record-fills-reader")
-        items = pipeline.items
-        try:
-            while await pipeline.wait_item():
-                request, outcome = items[0]
-                if isinstance(outcome, pb.FillAck):
-                    items.popleft()
-                    pipeline.taken()
-                    yield self._duplicate(request, outcome)
-                    continue
-                if not outcome.done():
-                    await asyncio.wait((outcome,))  # once per batch: the rest are done with it
-                items.popleft()
-                pipeline.taken()
-                yield self._answer(request, outcome)
-            await reader  # a failed read ends the call with its error
-        finally:
-            reader.cancel()
-            for _, left in items:
-                if not isinstance(left, pb.FillAck):
-                    left.cancel()
+        async for answer in _pipelined(
+            request_iterator,
+            lambda request: self._outcome(request, loop),
+            lambda outcome: [] if isinstance(outcome, pb.FillAck) else [outcome],
+            self._answer,
+            MAX_IN_FLIGHT,
+        ):
+            yield answer
 
     def _outcome(
         self, request: pb.RecordFillRequest, loop: asyncio.AbstractEventLoop
@@ -226,11 +237,11 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
             return failed
 
     def _answer(
-        self, request: pb.RecordFillRequest, future: asyncio.Future[Recorded]
+        self, request: pb.RecordFillRequest, outcome: asyncio.Future[Recorded] | pb.FillAck
     ) -> pb.RecordFillResponse:
-        """The stream's answer to one request: its ack, or its error (the stream goes on)."""
+        """The answer to one request: its ack (the original, for a retry), or its error."""
         response = pb.RecordFillResponse(request_id=request.request_id)
-        self._answer_into(request, future, response)
+        self._answer_into(request, outcome, response)
         return response
 
     def _answer_into(
@@ -255,44 +266,22 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
         self, request_iterator: AsyncIterator[pb.RecordFillBatch], context: Context
     ) -> AsyncIterator[pb.RecordFillBatchResponse]:
         # RecordFills per batch: one answer per batch, in order, once its last fill committed.
-        pipeline: _Pipeline[_BatchInFlight] = _Pipeline(MAX_BATCHES_IN_FLIGHT)
         loop = asyncio.get_running_loop()
 
-        async def read() -> None:
-            try:
-                async for batch in request_iterator:
-                    await pipeline.wait_room()
-                    fills = batch.fills
-                    outcomes = (
-                        [self._outcome(request, loop) for request in fills]
-                        if 0 < len(fills) <= MAX_BATCH
-                        else None
-                    )
-                    pipeline.put((batch, outcomes))
-            finally:
-                pipeline.close()
+        def take(batch: pb.RecordFillBatch) -> list[asyncio.Future[Recorded] | pb.FillAck] | None:
+            if not 0 < len(batch.fills) <= MAX_BATCH:
+                return None
+            return [self._outcome(request, loop) for request in batch.fills]
 
-        reader = asyncio.create_task(read(), name="record-fill-batches-reader")
-        items = pipeline.items
-        try:
-            while await pipeline.wait_item():
-                batch, outcomes = items[0]
-                if outcomes:
-                    waiting = [
-                        o for o in outcomes if isinstance(o, asyncio.Future) and not o.done()
-                    ]
-                    if waiting:
-                        await asyncio.wait(waiting)
-                items.popleft()
-                pipeline.taken()
-                yield self._batch_answer(batch, outcomes)
-            await reader  # a failed read ends the call with its error
-        finally:
-            reader.cancel()
-            for _, left in items:
-                for outcome in left or ():
-                    if isinstance(outcome, asyncio.Future):
-                        outcome.cancel()
+        def commits(
+            outcomes: list[asyncio.Future[Recorded] | pb.FillAck] | None,
+        ) -> list[asyncio.Future[Recorded]]:
+            return [o for o in outcomes or () if isinstance(o, asyncio.Future)]
+
+        async for answer in _pipelined(
+            request_iterator, take, commits, self._batch_answer, MAX_BATCHES_IN_FLIGHT
+        ):
+            yield answer
 
     def _batch_answer(
         self,

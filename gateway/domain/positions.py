@@ -435,7 +435,8 @@ class PositionBook:
         self._busted |= other._busted
         for target, records in other._waiting.items():
             waiting = self._waiting.setdefault(target, [])
-            waiting.extend(r for r in records if r.key not in {w.key for w in waiting})
+            known = {w.key for w in waiting}
+            waiting.extend(r for r in records if r.key not in known)
         if self._history is not None:
             for key in sorted(keys):
                 for slot in list(self._effective.get(key, ())):
