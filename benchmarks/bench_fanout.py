@@ -340,12 +340,27 @@ async def _subscribe(
         )
         request = ms.SubscribeMarketStateRequest(symbols=[] if stalled else symbols)
         calls = [subscribe(request) for _ in range(streams)]
+        # Refused while the gateway was taking up a storm of subscriptions (gRPC's queue bound
+        # answers CANCELLED): subscribe again after a short random pause, as a client should.
+        shed = {grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
-        async def read(call: Any) -> None:
+        async def opened(n: int) -> Any:
+            while True:
+                try:
+                    first = await calls[n].read()
+                except grpc.aio.AioRpcError as error:
+                    if error.code() not in shed:
+                        raise
+                    await asyncio.sleep(random.uniform(0.05, 0.25))
+                    calls[n] = subscribe(request)
+                    continue
+                if first is grpc.aio.EOF:
+                    raise RuntimeError("stream ended before its snapshot")
+                return calls[n]
+
+        async def read(n: int) -> None:
             nonlocal pending
-            first = await call.read()
-            if first is grpc.aio.EOF:
-                raise RuntimeError("stream ended before its snapshot")
+            call = await opened(n)
             pending -= 1
             if pending == 0:
                 ready.set()
@@ -358,12 +373,13 @@ async def _subscribe(
                 append((message, clock()))
 
         if stalled:
-            # Open the stream (the server has sent its headers and snapshot) and never read.
-            await asyncio.gather(*(call.initial_metadata() for call in calls))
+            # Open the stream (the server has sent its headers and snapshot) and never read
+            # past the snapshot.
+            await asyncio.gather(*(opened(n) for n in range(streams)))
             tasks: list[asyncio.Task[None]] = []
             ready.set()
         else:
-            tasks = [asyncio.create_task(read(call)) for call in calls]
+            tasks = [asyncio.create_task(read(n)) for n in range(streams)]
         await ready.wait()
         pipe.send("ready")
         cpu_ready = time.process_time()

@@ -9,9 +9,11 @@ maximum time per request. A gateway that sheds well keeps its goodput near what 
 normal load and answers the excess at once; one that does not lets the queue grow until the
 deadlines pass and the goodput collapses.
 
-Calls refused by gRPC itself (``max_concurrent_rpcs``) or expired before a handler ran never reach
-the gateway's counter: the difference between h2load's completed calls and the counted answers is
-those. h2load counts gRPC errors as successes, so only the counter tells OK from refused.
+Calls refused by gRPC itself (past ``max_queued_calls``, answered CANCELLED) or expired before a
+handler ran never reach the gateway's counter, and h2load counts gRPC errors as successes. So a
+probe (a gRPC client in its own process, with the same deadline) sends a further ``--probe-rps``
+calls per second in each phase and prints what clients saw, by status code, with its p50 and
+maximum time per call.
 
 Usage:
     python benchmarks/burst.py [--normal-rps 2000] [--factor 10] [--seconds 6] [--timeout-ms 200]
@@ -24,6 +26,8 @@ Requires h2load (Debian package nghttp2-client). Traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -58,11 +62,63 @@ def _answers(gateway: Server) -> dict[str, float]:
     }
 
 
+async def _probe(port: int, seconds: float, rate: float, timeout_ms: int) -> dict[str, object]:
+    """What a client sees: CheckOrder at ``rate`` calls/s for ``seconds``, answers by code."""
+    import grpc
+
+    from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pt_grpc
+
+    spec = REQUESTS["CheckOrder"]
+    codes: dict[str, int] = {}
+    times: list[float] = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pt_grpc.PreTradeServiceStub(channel)
+        loop = asyncio.get_running_loop()
+
+        async def one() -> None:
+            started = loop.time()
+            try:
+                await stub.CheckOrder(spec.request, timeout=timeout_ms / 1000)
+                code = "OK"
+            except grpc.aio.AioRpcError as error:
+                code = error.code().name
+            times.append(loop.time() - started)
+            codes[code] = codes.get(code, 0) + 1
+
+        calls = []
+        start = loop.time()
+        for n in range(int(seconds * rate)):
+            await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
+            calls.append(asyncio.ensure_future(one()))
+        await asyncio.gather(*calls)
+    times.sort()
+    return {
+        "codes": codes,
+        "p50_ms": 1000 * times[len(times) // 2] if times else 0.0,
+        "max_ms": 1000 * times[-1] if times else 0.0,
+    }
+
+
 def _phase(
-    gateway: Server, body: Path, method: str, rps: int, seconds: float, timeout_ms: int
+    gateway: Server,
+    body: Path,
+    method: str,
+    rps: int,
+    seconds: float,
+    timeout_ms: int,
+    probe_rps: float,
 ) -> dict[str, object]:
     clients = max(1, CONNECTIONS_PER_1000 * rps // 1000)
     before = _answers(gateway)
+    probe = subprocess.Popen(
+        [
+            *(sys.executable, __file__, "--probe", str(gateway.port)),
+            *("--seconds", str(seconds), "--probe-rps", str(probe_rps)),
+            *("--timeout-ms", str(timeout_ms)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     output, _ = h2load_paced(
         *(gateway.port, method, body, seconds, rps),
         clients=clients,
@@ -70,6 +126,7 @@ def _phase(
         headers=[f"grpc-timeout: {timeout_ms}m"],
         output=subprocess.PIPE,
     ).communicate()
+    seen, _ = probe.communicate()
     after = _answers(gateway)
     codes = {code: after[code] - before.get(code, 0.0) for code in after}
     codes = {code: count for code, count in codes.items() if count}
@@ -83,6 +140,7 @@ def _phase(
         "ok_per_s": codes.get("OK", 0.0) / seconds,
         "mean_time": timing.group(3) if timing else "-",
         "max_time": timing.group(2) if timing else "-",
+        "probe": json.loads(seen),
     }
 
 
@@ -92,8 +150,14 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=10)
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--timeout-ms", type=int, default=200)
+    parser.add_argument("--probe-rps", type=float, default=50, help="calls/s of the client probe")
+    parser.add_argument("--probe", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("gateway_flags", nargs="*", help="after --: flags for the gateway")
     args = parser.parse_args()
+    if args.probe:
+        found = asyncio.run(_probe(args.probe, args.seconds, args.probe_rps, args.timeout_ms))
+        print(json.dumps(found))
+        return
 
     folder = Path(tempfile.mkdtemp(prefix="execgw-burst-"))
     spec = REQUESTS["CheckOrder"]
@@ -118,11 +182,16 @@ def main() -> None:
                     rps or args.normal_rps,
                     args.seconds,
                     args.timeout_ms,
+                    args.probe_rps,
                 )
+                probe = found["probe"]
+                assert isinstance(probe, dict)
                 print(
                     f"{name:>8} {found['offered_per_s']:>10,} {found['started']:>8,} "
                     f"{found['done']:>8,} {found['ok_per_s']:>8,.0f}  {found['answers']} "
-                    f"(time per call mean {found['mean_time']}, max {found['max_time']})",
+                    f"(time per call mean {found['mean_time']}, max {found['max_time']})\n"
+                    f"{'':>8} probe saw {probe['codes']} "
+                    f"(p50 {probe['p50_ms']:.1f} ms, max {probe['max_ms']:.1f} ms)",
                     flush=True,
                 )
                 time.sleep(1)

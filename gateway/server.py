@@ -137,6 +137,23 @@ def fill_probability_settings(settings: Settings) -> FillProbabilitySettings:
     )
 
 
+def _queue_limits(max_queued_calls: int) -> list[tuple[str, int]]:
+    """gRPC's own admission of calls no handler has taken up yet (0: gRPC's defaults).
+
+    While every handler slot of the event loop is busy, gRPC holds new calls in a queue of its
+    own, first come first served. Past a quarter of the limit it refuses a growing share of new
+    calls with RESOURCE_EXHAUSTED and past the limit every one, in C, without waking Python: a
+    burst costs the gateway little to refuse, and the calls it does take up are recent enough
+    to answer within their deadlines instead of all expiring in a long queue.
+    """
+    if not max_queued_calls:
+        return []
+    return [
+        ("grpc.server.max_pending_requests", max(1, max_queued_calls // 4)),
+        ("grpc.server.max_pending_requests_hard_limit", max_queued_calls),
+    ]
+
+
 def database_config(settings: Settings) -> DatabaseConfig:
     return DatabaseConfig(
         url=settings.database_url,
@@ -230,6 +247,7 @@ class Gateway:
                     if settings.max_streams_per_connection
                     else []
                 ),
+                *_queue_limits(settings.max_queued_calls),
             ],
             # Load shedding: past this many RPCs in progress (open streams included) new ones
             # are answered RESOURCE_EXHAUSTED at once instead of queueing until they time out.

@@ -101,6 +101,14 @@ class Settings:
             "RESOURCE_EXHAUSTED instead of queueing; 0: no limit"
         ),
     )
+    max_queued_calls: int = field(
+        default=400,
+        metadata=_help(
+            "calls received but not yet taken up by a handler (the server is busy) past which "
+            "new ones are refused with RESOURCE_EXHAUSTED by gRPC itself; refusals start at a "
+            "quarter of it and rise to all at it; 0: gRPC's default (1,000 rising to 3,000)"
+        ),
+    )
     max_streams_per_connection: int = field(
         default=0,
         metadata=_help(
@@ -395,7 +403,7 @@ class Settings:
         for name in ("shutdown_grace_seconds", "shutdown_drain_seconds"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)}: must be >= 0")
-        for name in ("max_concurrent_rpcs", "max_streams_per_connection"):
+        for name in ("max_concurrent_rpcs", "max_queued_calls", "max_streams_per_connection"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)}: must be >= 0")
         if self.max_message_bytes < 1024:

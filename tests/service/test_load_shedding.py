@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import queue
+import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
 
+from gateway._pb.execgw.v1 import journal_pb2 as jn
+from gateway._pb.execgw.v1 import journal_pb2_grpc as jn_grpc
 from gateway._pb.execgw.v1 import market_state_pb2 as ms
 from gateway._pb.execgw.v1 import market_state_pb2_grpc as ms_grpc
 from gateway._pb.execgw.v1 import pretrade_pb2 as pt
@@ -16,14 +21,16 @@ from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pt_grpc
 from gateway.server import Gateway
 from tests.conftest import gateway_settings, serving
 from tests.service.test_halt_safety import open_market, order, publish
+from tests.service.test_journal_service import fill
 
 LIMIT = 8
 
 
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    # gRPC's own queue bound at its default: these tests are about the gateway's limit.
     settings = gateway_settings(
-        database_url, tmp_path, market_clock="feed", max_concurrent_rpcs=LIMIT
+        database_url, tmp_path, market_clock="feed", max_concurrent_rpcs=LIMIT, max_queued_calls=0
     )
     async with serving(settings) as running:
         yield running
@@ -82,28 +89,44 @@ async def test_burst_of_many_times_the_limit_every_call_answered_quickly_ok_or_s
         ]
         for stream in streams:
             await stream.read()
-        request = pt.CheckOrderRequest(order=order())
 
-        async def one(channel: grpc.aio.Channel) -> grpc.StatusCode:
+        # Fills: each call waits for its commit, so a burst has many in progress at once.
+        async def one(n: int, channel: grpc.aio.Channel) -> grpc.StatusCode:
+            request = jn.RecordFillRequest(fill=fill(n))
             try:
-                await pt_grpc.PreTradeServiceStub(channel).CheckOrder(request, timeout=10)
+                await jn_grpc.JournalServiceStub(channel).RecordFill(request, timeout=10)
             except grpc.aio.AioRpcError as error:
                 return error.code()
             return grpc.StatusCode.OK
 
         loop = asyncio.get_running_loop()
         started = loop.time()
-        outcomes = await asyncio.gather(*(one(c) for _ in range(LIMIT * 10) for c in channels))
+        calls = [(n, channels[n % len(channels)]) for n in range(LIMIT * 40)]
+        outcomes = await asyncio.gather(*(one(n, channel) for n, channel in calls))
         elapsed = loop.time() - started
         for stream in streams:
             stream.cancel()
+
+        assert set(outcomes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert grpc.StatusCode.OK in outcomes
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in outcomes
+        assert elapsed < 10  # nobody waited for a deadline
+
+        # Every acknowledged fill is journaled and no refused one is: sent again, the first
+        # come back as duplicates and the others are recorded now.
+        journal = jn_grpc.JournalServiceStub(channels[0])
+        for n, code in enumerate(outcomes):
+            while True:
+                try:
+                    again = await journal.RecordFill(jn.RecordFillRequest(fill=fill(n)), timeout=10)
+                    break
+                except grpc.aio.AioRpcError as error:  # the streams may still be closing
+                    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                    await asyncio.sleep(0.05)
+            assert again.ack.duplicate is (code is grpc.StatusCode.OK)
     finally:
         for channel in channels:
             await channel.close()
-    assert set(outcomes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
-    assert grpc.StatusCode.OK in outcomes
-    assert grpc.StatusCode.RESOURCE_EXHAUSTED in outcomes
-    assert elapsed < 10  # nobody waited for a deadline
 
 
 async def test_streams_per_connection_limit_then_a_further_call_waits_for_a_free_stream(
@@ -141,3 +164,49 @@ async def test_streams_per_connection_limit_then_a_further_call_waits_for_a_free
             streams[1].cancel()
         finally:
             await channel.close()
+
+
+async def test_calls_queued_while_the_gateway_is_busy_past_the_limit_are_refused_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    queued = 8
+    settings = gateway_settings(
+        database_url, tmp_path, market_clock="feed", max_queued_calls=queued
+    )
+    async with serving(settings) as running:
+        target = f"127.0.0.1:{running.port}"
+        async with grpc.aio.insecure_channel(target) as channel:
+            await publish(channel, open_market())
+        request = pt.CheckOrderRequest(order=order())
+        busy_seconds = 3.0
+        calls = queued * 5
+
+        def burst() -> list[tuple[grpc.StatusCode, float]]:
+            """Calls sent at once from another thread while the gateway's event loop is busy."""
+            with grpc.insecure_channel(target) as sync_channel:
+                stub = pt_grpc.PreTradeServiceStub(sync_channel)
+                started = time.monotonic()
+                answers: queue.Queue[tuple[grpc.StatusCode, float]] = queue.Queue()
+                for _ in range(calls):
+                    stub.CheckOrder.future(request, timeout=30).add_done_callback(
+                        lambda done: answers.put((done.code(), time.monotonic() - started))
+                    )
+                return [answers.get(timeout=60) for _ in range(calls)]
+
+        with ThreadPoolExecutor(1) as pool:
+            sent = pool.submit(burst)
+            # The event loop is busy (blocked on purpose): no handler takes up a call.
+            time.sleep(busy_seconds)  # noqa: ASYNC251
+            outcomes = await asyncio.wrap_future(sent)
+
+    codes = [code for code, _ in outcomes]
+    # gRPC refuses a call past its queue bound with CANCELLED (its code for a call it drops
+    # before any handler saw it), at once: never a deadline, never an error of the gateway.
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.CANCELLED}
+    # At most `queued` calls waited in gRPC's queue (and one more was already matched to the
+    # gateway's standing request for the next call); the others were refused while it was busy.
+    assert codes.count(grpc.StatusCode.CANCELLED) >= calls - queued - 1
+    refused_at = [at for code, at in outcomes if code is grpc.StatusCode.CANCELLED]
+    assert max(refused_at) < busy_seconds
+    # The first quarter of the bound is never refused, and is answered once the loop is free.
+    assert codes.count(grpc.StatusCode.OK) >= queued // 4
