@@ -71,6 +71,9 @@ class Plan:
     fanout_probes: int = 100
     hot_iterations: int = 50_000
     hot_symbols: int = 3_000
+    # Tracing costs a few percent against run-to-run noise of about ten: more, shorter rounds.
+    tracing_rounds: int = 10
+    tracing_seconds: float = 3.0
 
 
 FULL = Plan()
@@ -85,6 +88,8 @@ QUICK = Plan(
     fanout_probes=20,
     hot_iterations=10_000,
     hot_symbols=1_000,
+    tracing_rounds=2,
+    tracing_seconds=2.0,
 )
 
 
@@ -185,7 +190,8 @@ def run_tracing(
     if not tracing_available():
         progress("tracing: the gateway has no --tracing-exporter setting; skipped")
         return {"available": False}
-    progress(f"tracing: CheckOrder, 1% sampling vs off vs the A/A control, {plan.rounds} rounds")
+    rounds = plan.tracing_rounds
+    progress(f"tracing: CheckOrder, 1% sampling vs off vs the A/A control, {rounds} rounds")
     spec = REQUESTS["CheckOrder"]
     started = []
     try:
@@ -195,8 +201,8 @@ def run_tracing(
         control, traced = started
         grpc_load.prime(started, [spec], plan.prime_symbols)
         answer = grpc_load.check(traced, spec)
-        load = grpc_load.Load(plan.seconds, plan.clients, plan.streams, half_load=False)
-        rounds = grpc_load.alternate([gateway, control, traced], spec, plan.rounds, load, folder)
+        load = grpc_load.Load(plan.tracing_seconds, plan.clients, plan.streams, half_load=False)
+        measured = grpc_load.alternate([gateway, control, traced], spec, rounds, load, folder)
     finally:
         for server in started:
             server.stop()
@@ -206,12 +212,12 @@ def run_tracing(
         "flags": list(TRACING_FLAGS),
         "status": {"first": answer.first, "repeat": answer.repeat},
         "rounds": {
-            "off": [asdict(r) for r in rounds[control.name]],
-            "on": [asdict(r) for r in rounds[traced.name]],
-            "control": [asdict(r) for r in rounds[gateway.name]],
+            "off": [asdict(r) for r in measured[control.name]],
+            "on": [asdict(r) for r in measured[traced.name]],
+            "control": [asdict(r) for r in measured[gateway.name]],
         },
-        "ratios": grpc_load.ratios(rounds, traced.name, control.name),
-        "control_ratios": grpc_load.ratios(rounds, control.name, gateway.name),
+        "ratios": grpc_load.ratios(measured, traced.name, control.name),
+        "control_ratios": grpc_load.ratios(measured, control.name, gateway.name),
     }
 
 

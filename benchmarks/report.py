@@ -357,9 +357,10 @@ def tracing_section(tracing: dict[str, Any]) -> str:
     intro = (
         "Tracing overhead: two fresh gateways started and primed together, one with `"
         + " ".join(tracing.get("flags", ["--tracing-exporter", "console"]))
-        + "` (console output discarded), one without, in alternating rounds with the first "
-        "gateway; h2load as above, saturation only. A/A control: the untraced fresh gateway "
-        "over the first one, both untraced: how far apart two identical servers measure here."
+        + f"` (console output discarded), one without, in {len(off)} alternating rounds with "
+        "the first gateway; h2load as above, saturation only. A/A control: the untraced fresh "
+        "gateway over the first one, both untraced: how far apart two identical servers "
+        "measure here."
     )
     return "\n".join([intro, "", table(header, rows)])
 

@@ -367,8 +367,9 @@ class Settings:
     tracing_exporter: str = field(
         default="none",
         metadata=_help(
-            "OpenTelemetry span exporter: none, console (stdout) or otlp (needs the optional "
-            "opentelemetry-exporter-otlp-proto-grpc package; OTEL_EXPORTER_OTLP_* variables)"
+            "OpenTelemetry span exporter: none, console (stdout, one JSON line per span) or otlp "
+            "(needs the optional opentelemetry-exporter-otlp-proto-grpc package; "
+            "OTEL_EXPORTER_OTLP_* variables)"
         ),
     )
     tracing_sample_ratio: float = field(

@@ -7,6 +7,7 @@ send) and its real Prometheus registry; requests go through the generated stubs.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from gateway._pb.execgw.v1 import routing_pb2 as rt
 from gateway._pb.execgw.v1 import routing_pb2_grpc as rt_grpc
 from gateway.server import Gateway
 from gateway.settings import Settings
+from gateway.tracing import Tracing, child
 from tests.conftest import gateway_settings, serving
 from tests.service.test_halt_safety import OPEN, opening, order, publish, reference
 
@@ -191,3 +193,27 @@ def test_settings_refuse_unknown_exporter_and_ratio_out_of_range(tmp_path: Path)
     ).validate()
     assert any(p.startswith("tracing_exporter='zipkin'") for p in problems)
     assert any(p.startswith("tracing_sample_ratio=1.5") for p in problems)
+
+
+def test_console_exporter_writes_each_span_as_one_json_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tracing = Tracing("console", 1.0)
+    try:
+        span = tracing.rpc_span("execgw.v1.PreTradeService/CheckOrder", ())
+        assert span is not None
+        token = tracing.enter(span)
+        with child("pretrade.check"):
+            pass
+        tracing.leave(token)
+        span.end()
+        tracing.force_flush()
+    finally:
+        tracing.shutdown()
+    lines = capsys.readouterr().out.splitlines()
+    documents = [json.loads(line) for line in lines]
+    assert [d["name"] for d in documents] == [
+        "pretrade.check",
+        "execgw.v1.PreTradeService/CheckOrder",
+    ]
+    assert documents[0]["parent_id"] == documents[1]["context"]["span_id"]
