@@ -44,6 +44,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 EXPORTERS = ("none", "console", "otlp")
 _PROPAGATOR = TraceContextTextMapPropagator()
+EXPORT_EVERY_MS = 250
+EXPORT_BATCH = 128
 # The span of the request being handled, when it is sampled (each RPC runs in its own task,
 # so its own context).
 _CURRENT: ContextVar[tuple[Span, trace.Tracer] | None] = ContextVar("execgw_rpc_span", default=None)
@@ -75,7 +77,15 @@ class Tracing:
             resource=Resource.create({"service.name": "execgw", "service.version": __version__}),
             sampler=ParentBased(root=ALWAYS_ON),
         )
-        provider.add_span_processor(BatchSpanProcessor(span_exporter or _named_exporter(exporter)))
+        # Small batches often (the SDK's default is up to 512 spans every 5 s): an export holds
+        # the GIL, and one long export stalls the event loop longer than its CPU time shows.
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                span_exporter or _named_exporter(exporter),
+                schedule_delay_millis=EXPORT_EVERY_MS,
+                max_export_batch_size=EXPORT_BATCH,
+            )
+        )
         self._provider = provider
         self._tracer = provider.get_tracer("execgw", __version__)
 
