@@ -10,8 +10,9 @@ Off by default (``tracing_exporter = "none"``): then nothing below runs per requ
 - The RPC span (kind SERVER) is named after the full method and carries ``rpc.system``,
   ``rpc.service``, ``rpc.method``, ``rpc.grpc.status_code`` and what the handler adds: outcome and
   reason codes, never order or account ids.
-- Child spans (``pretrade.check``, ``routing.decide``, ``journal.commit``) are opened with
-  ``child(name)`` by the components; outside a sampled request it is a shared no-op.
+- Child spans (``pretrade.check``, ``routing.decide``, ``journal.commit`` around a RecordFill's
+  wait for its commit) are opened with ``child(name)`` by the components; outside a sampled
+  request it is a shared no-op. A stream's span covers the whole stream.
 - Exporters: ``console`` (one JSON document per span, one line each, on stdout), ``otlp``
   (OTLP over gRPC, when the optional ``opentelemetry-exporter-otlp-proto-grpc`` package is
   installed; it reads the standard ``OTEL_EXPORTER_OTLP_*`` variables for its endpoint), spans

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from gateway import tracing
 from gateway._pb.execgw.v1 import journal_pb2 as pb
 from gateway._pb.execgw.v1 import journal_pb2_grpc as pb_grpc
 from gateway.api import convert
@@ -205,8 +206,13 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
     ) -> pb.RecordFillResponse:
         ack = self._retried(request)
         if ack is not None:
+            tracing.annotate(**{"execgw.duplicate": True})
             return self._answer(request, ack)
-        return self._ack(request, await self._submit(request))
+        submitted = self._submit(request)
+        with tracing.child("journal.commit"):
+            recorded = await submitted
+        tracing.annotate(**{"execgw.duplicate": recorded.stored.duplicate})
+        return self._ack(request, recorded)
 
     async def RecordFills(
         self, request_iterator: AsyncIterator[pb.RecordFillRequest], context: Context

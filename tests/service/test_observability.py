@@ -17,6 +17,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from gateway._pb.execgw.v1 import journal_pb2 as jn
+from gateway._pb.execgw.v1 import journal_pb2_grpc as jn_grpc
 from gateway._pb.execgw.v1 import pretrade_pb2 as pt
 from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pt_grpc
 from gateway._pb.execgw.v1 import routing_pb2 as rt
@@ -26,6 +28,7 @@ from gateway.settings import Settings
 from gateway.tracing import Tracing, child
 from tests.conftest import gateway_settings, serving
 from tests.service.test_halt_safety import OPEN, opening, order, publish, reference
+from tests.service.test_journal_service import fill
 
 CHECK = "execgw.v1.PreTradeService/CheckOrder"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -160,6 +163,32 @@ async def test_request_with_sampled_traceparent_when_ratio_zero_then_continues_c
     assert format(rpc.context.trace_id, "032x") == TRACE_ID
     assert rpc.parent is not None and format(rpc.parent.span_id, "016x") == PARENT_ID
     assert rpc.parent.is_remote
+
+
+async def test_record_fill_when_traced_then_journal_commit_child_and_duplicate_flag(
+    traced: Gateway, exporter: InMemorySpanExporter
+) -> None:
+    record = "execgw.v1.JournalService/RecordFill"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{traced.port}") as channel:
+        stub = jn_grpc.JournalServiceStub(channel)
+        first = await stub.RecordFill(jn.RecordFillRequest(fill=fill(1)))
+        spans = await _spans(traced, exporter, record)
+        exporter.clear()
+        again = await stub.RecordFill(jn.RecordFillRequest(fill=fill(1)))
+        retried = await _spans(traced, exporter, record)
+    assert not first.ack.duplicate and again.ack.duplicate
+
+    rpc = next(s for s in spans if s.name == record)
+    assert rpc.attributes is not None and rpc.attributes["execgw.duplicate"] is False
+    commit = next(s for s in spans if s.name == "journal.commit")
+    assert commit.parent is not None and commit.parent.span_id == rpc.context.span_id
+    assert commit.start_time is not None and rpc.start_time is not None
+    assert commit.end_time is not None and rpc.end_time is not None
+    assert rpc.start_time <= commit.start_time <= commit.end_time <= rpc.end_time
+
+    retry = next(s for s in retried if s.name == record)
+    assert retry.attributes is not None and retry.attributes["execgw.duplicate"] is True
+    assert not [s for s in retried if s.name == "journal.commit"]  # answered from memory
 
 
 async def test_grpc_server_metrics_count_requests_by_method_and_code_with_latency(
