@@ -17,8 +17,9 @@ In one run, on one PostgreSQL (EXECGW_DATABASE_URL, or an embedded one in a temp
 - fanout: SubscribeMarketState halt fan-out at 1, 100 and 1,000 subscribers (``bench_fanout.py``);
 - hot_paths: the in-process microbenchmarks (``bench_hot_paths.py``).
 
-Prints progress, then the report (Markdown tables, median [min-max] over rounds); ``--json``
-writes every figure, ``--update-readme`` puts the report and the machine description into
+Prints progress, then the report (Markdown tables, median [min-max] over rounds); every figure
+goes into a JSON file (``--json FILE``, by default ``benchmarks/results/<time>.json``),
+``--update-readme`` puts the report and the machine description into
 ``benchmarks/README.md``. About 11 minutes, ``--quick`` about 4. Requires h2load (Debian package
 nghttp2-client).
 """
@@ -43,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"  # one JSON file per run (not kept in git)
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import grpc_load, report  # noqa: E402  # after the path is set
@@ -431,7 +433,11 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--quick", action="store_true", help="short rounds (about 4 minutes)")
-    parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="write every figure to this file (default: benchmarks/results/ with the run's time)",
+    )
     parser.add_argument(
         "--update-readme", action="store_true", help="write the report into benchmarks/README.md"
     )
@@ -497,10 +503,10 @@ def main(argv: list[str] | None = None) -> None:
 
     print()
     print(report.format_report(results))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(without_nan(results), indent=1))
-        print(f"figures written to {args.json}")
+    written = args.json or RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    written.parent.mkdir(parents=True, exist_ok=True)
+    written.write_text(json.dumps(without_nan(results), indent=1))
+    print(f"figures written to {written}")
     if args.update_readme:
         report.update_readme(results)
         print(f"report written to {report.README}")

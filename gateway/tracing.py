@@ -2,11 +2,11 @@
 
 Off by default (``tracing_exporter = "none"``): then nothing below runs per request. When on:
 
-- A request whose metadata carries a W3C ``traceparent`` continues that trace, sampled as its
-  parent was (parent-based sampling); any other request starts a trace with probability
-  ``tracing_sample_ratio``. The decision is taken before any OpenTelemetry call, so an unsampled
-  request costs one random draw (the SDK's own non-recording spans cost microseconds each, which
-  shows against a ~150 us request).
+- A request whose metadata carries a W3C ``traceparent`` (and ``tracestate``) continues that
+  trace, sampled as its parent was (parent-based sampling); any other request starts a trace
+  with probability ``tracing_sample_ratio``. The decision is taken before any OpenTelemetry
+  call, so an unsampled request costs one random draw (the SDK's own non-recording spans cost
+  microseconds each, which shows against a ~150 us request).
 - The RPC span (kind SERVER) is named after the full method and carries ``rpc.system``,
   ``rpc.service``, ``rpc.method``, ``rpc.grpc.status_code`` and what the handler adds: outcome and
   reason codes, never order or account ids.
@@ -45,6 +45,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 EXPORTERS = ("none", "console", "otlp")
 _PROPAGATOR = TraceContextTextMapPropagator()
+_CARRIED = frozenset(("traceparent", "tracestate"))  # the W3C trace context headers
 EXPORT_EVERY_MS = 250
 EXPORT_BATCH = 128
 # The span of the request being handled, when it is sampled (each RPC runs in its own task,
@@ -98,13 +99,12 @@ class Tracing:
         """Start the span of one RPC, or return None when the request is not sampled."""
         assert self._tracer is not None
         parent: TraceContext | None = None
-        traceparent = None
+        carrier: dict[str, str] = {}
         for key, value in metadata or ():
-            if key == "traceparent":
-                traceparent = value
-                break
-        if traceparent is not None:
-            parent = _PROPAGATOR.extract({"traceparent": traceparent})
+            if key in _CARRIED:
+                carrier[key] = value
+        if "traceparent" in carrier:
+            parent = _PROPAGATOR.extract(carrier)
             if not trace.get_current_span(parent).get_span_context().trace_flags.sampled:
                 return None
         elif self._random.random() >= self.sample_ratio:

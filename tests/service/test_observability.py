@@ -158,11 +158,17 @@ async def test_request_with_sampled_traceparent_when_ratio_zero_then_continues_c
     await asyncio.sleep(0.1)
     assert await _spans(unsampled, exporter) == []  # the caller did not sample it
 
-    await _check(unsampled.port, (("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01"),))
+    sampled = (
+        ("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01"),
+        ("tracestate", "vendor=opaque-value"),
+    )
+    await _check(unsampled.port, sampled)
     rpc = next(s for s in await _spans(unsampled, exporter, CHECK) if s.name == CHECK)
     assert format(rpc.context.trace_id, "032x") == TRACE_ID
     assert rpc.parent is not None and format(rpc.parent.span_id, "016x") == PARENT_ID
     assert rpc.parent.is_remote
+    # The caller's vendor state travels with its trace.
+    assert rpc.context.trace_state.get("vendor") == "opaque-value"
 
 
 async def test_record_fill_when_traced_then_journal_commit_child_and_duplicate_flag(
