@@ -11,9 +11,10 @@ time (Tuesday 2026-11-24 from 10:00 ET, 1 ms apart), the wall-clock send time ke
 the processes share the clock, so latency = receive - send, per subscriber and probe.
 
 Each N is measured twice: without, then with one stalled subscriber, a separate client that opens
-a stream for every symbol and never reads. Before the second measurement, SIP band messages for
-filler symbols (which only the stalled subscriber follows) are published until the gateway reports
-a backlog on it: its flow-control window is full and its updates are being conflated.
+a stream for every symbol and never reads past its snapshot. Before the second measurement, SIP
+band messages for filler symbols (which only the stalled subscriber follows) are published until
+the gateway reports a backlog on it: its flow-control window is full and its updates are being
+conflated.
 
 Baseline in the same run: the fan-out floor, a minimal grpc.aio server (in this file) that
 serialises each halt once and queues the bytes to every subscriber, measured with the same clients,
@@ -345,7 +346,7 @@ async def _subscribe(
         shed = {grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
         async def opened(n: int) -> Any:
-            while True:
+            for _ in range(50):
                 try:
                     first = await calls[n].read()
                 except grpc.aio.AioRpcError as error:
@@ -357,6 +358,7 @@ async def _subscribe(
                 if first is grpc.aio.EOF:
                     raise RuntimeError("stream ended before its snapshot")
                 return calls[n]
+            raise RuntimeError("subscription refused 50 times")
 
         async def read(n: int) -> None:
             nonlocal pending
@@ -745,8 +747,9 @@ async def run(args: argparse.Namespace, database_url: str) -> list[Phase]:
             stall, published = await stall_one(port, feed, gateway, fillers, args)
             server = await asyncio.to_thread(gateway.stats)
             print(
-                f"  stalled subscriber (all symbols, never reads): blocked after {published:,} "
-                f"filler updates; server backlog {server['all_symbols']['backlogs'][0]}, "
+                "  stalled subscriber (all symbols, reads only its snapshot): blocked after "
+                f"{published:,} filler updates; "
+                f"server backlog {server['all_symbols']['backlogs'][0]}, "
                 f"conflated {server['all_symbols']['conflated'][0]:,}",
                 flush=True,
             )

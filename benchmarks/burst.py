@@ -17,7 +17,8 @@ maximum time per call.
 
 Usage:
     python benchmarks/burst.py [--normal-rps 2000] [--factor 10] [--seconds 6] [--timeout-ms 200]
-        [-- GATEWAY FLAGS...]   (e.g. -- --max-streams-per-connection 16)
+        [--probe-rps 50] [-- GATEWAY FLAGS...]
+    e.g. -- --max-queued-calls 0 (gRPC's default queue bound), -- --max-streams-per-connection 16
 
 Uses EXECGW_DATABASE_URL when set, otherwise an embedded PostgreSQL in a temporary folder.
 Requires h2load (Debian package nghttp2-client). Traffic stays on 127.0.0.1.
@@ -74,6 +75,8 @@ async def _probe(port: int, seconds: float, rate: float, timeout_ms: int) -> dic
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pt_grpc.PreTradeServiceStub(channel)
         loop = asyncio.get_running_loop()
+        await channel.channel_ready()
+        print("ready", flush=True)  # the phase's load starts now
 
         async def one() -> None:
             started = loop.time()
@@ -119,6 +122,9 @@ def _phase(
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert probe.stdout is not None
+    if probe.stdout.readline().strip() != "ready":
+        raise SystemExit("the probe client did not start")
     output, _ = h2load_paced(
         *(gateway.port, method, body, seconds, rps),
         clients=clients,
@@ -126,7 +132,8 @@ def _phase(
         headers=[f"grpc-timeout: {timeout_ms}m"],
         output=subprocess.PIPE,
     ).communicate()
-    seen, _ = probe.communicate()
+    seen = probe.stdout.read()
+    probe.wait()
     after = _answers(gateway)
     codes = {code: after[code] - before.get(code, 0.0) for code in after}
     codes = {code: count for code, count in codes.items() if count}
@@ -154,7 +161,7 @@ def main() -> None:
     parser.add_argument("--probe", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("gateway_flags", nargs="*", help="after --: flags for the gateway")
     args = parser.parse_args()
-    if args.probe:
+    if args.probe is not None:
         found = asyncio.run(_probe(args.probe, args.seconds, args.probe_rps, args.timeout_ms))
         print(json.dumps(found))
         return

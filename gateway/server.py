@@ -138,18 +138,20 @@ def fill_probability_settings(settings: Settings) -> FillProbabilitySettings:
 
 
 def _queue_limits(max_queued_calls: int) -> list[tuple[str, int]]:
-    """gRPC's own admission of calls no handler has taken up yet (0: gRPC's defaults).
+    """gRPC's own admission of calls the gateway has not taken up yet (0: gRPC's defaults).
 
-    While every handler slot of the event loop is busy, gRPC holds new calls in a queue of its
-    own, first come first served. Past a quarter of the limit it refuses a growing share of new
-    calls with RESOURCE_EXHAUSTED and past the limit every one, in C, without waking Python: a
-    burst costs the gateway little to refuse, and the calls it does take up are recent enough
-    to answer within their deadlines instead of all expiring in a long queue.
+    gRPC holds each new call in a queue of its method, first come first served, until the event
+    loop asks for the next call; while the loop is busy, those queues grow. Past a quarter of the
+    limit gRPC refuses a growing share of new calls and past the limit every one, in C, without
+    waking Python (status CANCELLED: gRPC's, not the gateway's choice): a burst costs the gateway
+    little to refuse, and the calls it does take up are recent enough to answer within their
+    deadlines instead of all expiring in a long queue.
     """
     if not max_queued_calls:
         return []
     return [
-        ("grpc.server.max_pending_requests", max(1, max_queued_calls // 4)),
+        # gRPC queues up to the first figure whatever happens; refusals grow up to the second.
+        ("grpc.server.max_pending_requests", max_queued_calls // 4),
         ("grpc.server.max_pending_requests_hard_limit", max_queued_calls),
     ]
 

@@ -27,6 +27,8 @@ ENV_PREFIX = "EXECGW_"
 ENV_NOT_SETTINGS = frozenset({"EXECGW_CONFIG", "EXECGW_TEST_DATABASE_URL"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
+# gRPC takes its integer options as C ints.
+GRPC_INT_MAX = 2**31 - 1
 MARKET_CLOCKS = ("wall", "feed")
 TRACING_EXPORTERS = ("none", "console", "otlp")
 BAND_POLICIES = ("refuse", "accept_resting")
@@ -104,9 +106,10 @@ class Settings:
     max_queued_calls: int = field(
         default=400,
         metadata=_help(
-            "calls received but not yet taken up by a handler (the server is busy) past which "
-            "new ones are refused with RESOURCE_EXHAUSTED by gRPC itself; refusals start at a "
-            "quarter of it and rise to all at it; 0: gRPC's default (1,000 rising to 3,000)"
+            "calls of one RPC method received but not yet taken up by the gateway past which "
+            "gRPC refuses new ones itself, with status CANCELLED (refusals start at a quarter of "
+            "it and reach every new call at it; each method has its own queue); 0: gRPC's "
+            "default (1,000 rising to 3,000)"
         ),
     )
     max_streams_per_connection: int = field(
@@ -405,8 +408,8 @@ class Settings:
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)}: must be >= 0")
         for name in ("max_concurrent_rpcs", "max_queued_calls", "max_streams_per_connection"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name}={getattr(self, name)}: must be >= 0")
+            if not 0 <= getattr(self, name) <= GRPC_INT_MAX:
+                problems.append(f"{name}={getattr(self, name)}: must be >= 0 and <= {GRPC_INT_MAX}")
         if self.max_message_bytes < 1024:
             problems.append(f"max_message_bytes={self.max_message_bytes}: must be >= 1024")
         if self.market_clock not in MARKET_CLOCKS:

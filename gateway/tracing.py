@@ -22,6 +22,7 @@ Off by default (``tracing_exporter = "none"``): then nothing below runs per requ
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -84,8 +85,9 @@ class Tracing:
         provider.add_span_processor(
             BatchSpanProcessor(
                 span_exporter or _named_exporter(exporter),
-                schedule_delay_millis=EXPORT_EVERY_MS,
-                max_export_batch_size=EXPORT_BATCH,
+                # The standard OTEL_BSP_* variables still win when set.
+                schedule_delay_millis=_env_int("OTEL_BSP_SCHEDULE_DELAY", EXPORT_EVERY_MS),
+                max_export_batch_size=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", EXPORT_BATCH),
             )
         )
         self._provider = provider
@@ -134,6 +136,11 @@ class Tracing:
     def force_flush(self) -> None:
         if self._provider is not None:
             self._provider.force_flush()
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else default
 
 
 def _named_exporter(name: str) -> SpanExporter:

@@ -26,7 +26,15 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_MS = 2000
 IDLE_TIMEOUT = 3 * HEARTBEAT_MS / 1000
-_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+# Worth another try after a pause: the gateway unreachable, or shedding load (gRPC's queue bound
+# answers CANCELLED, the gateway's own limits RESOURCE_EXHAUSTED).
+_RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 
 
 class WatchError(ExecgwError):

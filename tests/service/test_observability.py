@@ -238,9 +238,11 @@ def test_console_exporter_writes_each_span_as_one_json_line(
         span = tracing.rpc_span("execgw.v1.PreTradeService/CheckOrder", ())
         assert span is not None
         token = tracing.enter(span)
-        with child("pretrade.check"):
-            pass
-        tracing.leave(token)
+        try:
+            with child("pretrade.check"):
+                pass
+        finally:
+            tracing.leave(token)
         span.end()
         tracing.force_flush()
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ from gateway._pb.execgw.v1 import market_state_pb2 as ms
 from gateway._pb.execgw.v1 import market_state_pb2_grpc as ms_grpc
 from gateway.server import Gateway
 from gateway.watch import watch
-from tests.conftest import gateway_settings
+from tests.conftest import gateway_settings, serving
 
 ET = ZoneInfo("America/New_York")
 OPEN = datetime(2026, 11, 24, 10, 0, tzinfo=ET)
@@ -192,3 +193,35 @@ async def test_watch_command_then_prints_the_snapshot_and_exits_0_on_ctrl_c(
             process.kill()
     assert process.returncode == 0, stderr
     assert "resume with --resume-after" in stderr
+
+
+async def test_watch_when_refused_for_load_then_retries_until_served(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = gateway_settings(database_url, tmp_path, market_clock="feed", max_concurrent_rpcs=1)
+    async with serving(settings) as running:
+        target = f"127.0.0.1:{running.port}"
+        await _publish(target, _open_market())
+        async with grpc.aio.insecure_channel(target) as channel:
+            # Another subscription holds the only RPC slot: the watch is refused while it lasts.
+            holder = ms_grpc.MarketStateServiceStub(channel).SubscribeMarketState(
+                ms.SubscribeMarketStateRequest(symbols=[SYMBOL])
+            )
+            await holder.read()
+            out, stop = _Screen(), asyncio.Event()
+            task = asyncio.create_task(watch(target, out=out, stop=stop, symbols=[SYMBOL]))
+            try:
+                with caplog.at_level(logging.WARNING, logger="gateway.watch"):
+                    for _ in range(300):
+                        if "RESOURCE_EXHAUSTED" in caplog.text:
+                            break
+                        await asyncio.sleep(0.05)
+                    else:
+                        raise AssertionError("the watch was never refused")
+                assert not task.done()  # refused, and still trying
+                assert out.getvalue() == ""
+                holder.cancel()
+                await _wait_for(out, "MARKET")
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 10)
