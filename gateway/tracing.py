@@ -22,6 +22,7 @@ Off by default (``tracing_exporter = "none"``): then nothing below runs per requ
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import sys
@@ -36,6 +37,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Status as OtelStatus
+from opentelemetry.trace import StatusCode as OtelStatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway import __version__
@@ -164,8 +167,24 @@ def _named_exporter(name: str) -> SpanExporter:
 
 
 def _one_line(span: ReadableSpan) -> str:
-    text: str = span.to_json(indent=None)
-    return text + "\n"
+    """A span as one compact JSON document: ids in hex, times in Unix nanoseconds (the OTLP field
+    names). A few microseconds, against tens for the SDK's own ``to_json``."""
+    context, parent, status = span.context, span.parent, span.status
+    document = {
+        "name": span.name,
+        "trace_id": f"{context.trace_id:032x}" if context else None,
+        "span_id": f"{context.span_id:016x}" if context else None,
+        "parent_span_id": f"{parent.span_id:016x}" if parent else None,
+        "kind": span.kind.name,
+        "start_time_unix_nano": span.start_time,
+        "end_time_unix_nano": span.end_time,
+        "status": status.status_code.name,
+        "attributes": dict(span.attributes or {}),
+        "service": "execgw",
+    }
+    if status.description:
+        document["status_description"] = status.description
+    return json.dumps(document, separators=(",", ":")) + "\n"
 
 
 def annotate(**attributes: Any) -> None:
@@ -186,8 +205,16 @@ def annotate_decision(allowed: bool, reasons: Iterable[Reason]) -> None:
 
 @contextlib.contextmanager
 def _child_span(parent: Span, tracer: trace.Tracer, name: str) -> Iterator[Span]:
-    with tracer.start_as_current_span(name, context=trace.set_span_in_context(parent)) as span:
+    # Not made the OpenTelemetry current span: children name their parent through ``_CURRENT``,
+    # and attaching a context costs more than the span itself.
+    span = tracer.start_span(name, context=trace.set_span_in_context(parent))
+    try:
         yield span
+    except BaseException as error:
+        span.set_status(OtelStatus(OtelStatusCode.ERROR, type(error).__name__))
+        raise
+    finally:
+        span.end()
 
 
 _NO_CHILD = contextlib.nullcontext()

@@ -253,4 +253,33 @@ def test_console_exporter_writes_each_span_as_one_json_line(
         "pretrade.check",
         "execgw.v1.PreTradeService/CheckOrder",
     ]
-    assert documents[0]["parent_id"] == documents[1]["context"]["span_id"]
+    check, rpc = documents
+    assert check["parent_span_id"] == rpc["span_id"] and rpc["parent_span_id"] is None
+    assert check["trace_id"] == rpc["trace_id"] == f"{span.get_span_context().trace_id:032x}"
+    assert rpc["kind"] == "SERVER" and check["kind"] == "INTERNAL"
+    assert rpc["start_time_unix_nano"] <= check["start_time_unix_nano"]
+    assert check["end_time_unix_nano"] <= rpc["end_time_unix_nano"]
+    assert rpc["attributes"]["rpc.method"] == "CheckOrder"
+    assert rpc["service"] == "execgw"
+
+
+def test_child_span_when_the_work_raises_then_it_ends_with_error_status() -> None:
+    exporter = InMemorySpanExporter()
+    tracing = Tracing("none", 1.0, span_exporter=exporter)
+    try:
+        span = tracing.rpc_span("execgw.v1.JournalService/RecordFill", ())
+        assert span is not None
+        token = tracing.enter(span)
+        try:
+            with pytest.raises(ValueError), child("journal.commit"):
+                raise ValueError("commit failed")
+        finally:
+            tracing.leave(token)
+        span.end()
+        tracing.force_flush()
+    finally:
+        tracing.shutdown()
+    commit = next(s for s in exporter.get_finished_spans() if s.name == "journal.commit")
+    assert commit.status.status_code is StatusCode.ERROR
+    assert commit.status.description == "ValueError"
+    assert commit.end_time is not None
