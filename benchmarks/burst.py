@@ -54,15 +54,6 @@ CONNECTIONS_PER_1000 = 2
 IN_FLIGHT = 100
 
 
-def _answers(gateway: Server) -> dict[str, float]:
-    """CheckOrder answers counted by the gateway, by status code."""
-    return {
-        labels["grpc_code"]: value
-        for name, labels, value in gateway.samples()
-        if name == "grpc_server_handled_total" and labels.get("grpc_method") == "CheckOrder"
-    }
-
-
 async def _probe(port: int, seconds: float, rate: float, timeout_ms: int) -> dict[str, object]:
     """What a client sees: CheckOrder at ``rate`` calls/s for ``seconds``, answers by code."""
     import grpc
@@ -112,7 +103,7 @@ def _phase(
     probe_rps: float,
 ) -> dict[str, object]:
     clients = max(1, CONNECTIONS_PER_1000 * rps // 1000)
-    before = _answers(gateway)
+    before = gateway.answers(method)
     probe = subprocess.Popen(
         [
             *(sys.executable, __file__, "--probe", str(gateway.port)),
@@ -134,7 +125,7 @@ def _phase(
     ).communicate()
     seen = probe.stdout.read()
     probe.wait()
-    after = _answers(gateway)
+    after = gateway.answers(method)
     codes = {code: after[code] - before.get(code, 0.0) for code in after}
     codes = {code: count for code, count in codes.items() if count}
     counts = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done", output)

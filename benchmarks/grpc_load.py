@@ -119,6 +119,20 @@ class Server:
             found.append((name, dict(LABEL.findall(labels)), float(value)))
         return found
 
+    def answers(
+        self, method: str, samples: list[tuple[str, dict[str, str], float]] | None = None
+    ) -> dict[str, float]:
+        """Answers counted so far for ``method`` (``/pkg.Service/Method``) by gRPC status code,
+        from ``grpc_server_handled_total`` (empty when the server has no such metric)."""
+        service, _, name = method.strip("/").partition("/")
+        return {
+            labels["grpc_code"]: value
+            for metric, labels, value in (self.samples() if samples is None else samples)
+            if metric == "grpc_server_handled_total"
+            and labels.get("grpc_service") == service
+            and labels.get("grpc_method") == name
+        }
+
     def errors_of(self, method: str) -> int | None:
         """Non-OK answers counted so far for ``method`` (``/pkg.Service/Method``): from
         ``grpc_server_handled_total`` (every status), else ``execgw_rpc_errors_total`` (the
@@ -128,16 +142,8 @@ class Server:
         service, _, name = method.strip("/").partition("/")
         samples = self.samples()
         if any(s[0] == "grpc_server_handled_total" for s in samples):
-            return int(
-                sum(
-                    value
-                    for metric, labels, value in samples
-                    if metric == "grpc_server_handled_total"
-                    and labels.get("grpc_service") == service
-                    and labels.get("grpc_method") == name
-                    and labels.get("grpc_code") != "OK"
-                )
-            )
+            answers = self.answers(method, samples)
+            return int(sum(value for code, value in answers.items() if code != "OK"))
         return int(
             sum(
                 value

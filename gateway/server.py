@@ -137,23 +137,28 @@ def fill_probability_settings(settings: Settings) -> FillProbabilitySettings:
     )
 
 
-def _queue_limits(max_queued_calls: int) -> list[tuple[str, int]]:
-    """gRPC's own admission of calls the gateway has not taken up yet (0: gRPC's defaults).
+def _admission_options(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC's own admission of new calls, before the gateway sees them (0 settings: gRPC's
+    defaults).
 
-    gRPC holds each new call in a queue of its method, first come first served, until the event
-    loop asks for the next call; while the loop is busy, those queues grow. Past a quarter of the
-    limit gRPC refuses a growing share of new calls and past the limit every one, in C, without
-    waking Python (status CANCELLED: gRPC's, not the gateway's choice): a burst costs the gateway
-    little to refuse, and the calls it does take up are recent enough to answer within their
-    deadlines instead of all expiring in a long queue.
+    ``max_streams_per_connection`` is HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: a client past it
+    waits on its side, so a burst cannot queue more calls here than the connections allow.
+
+    ``max_queued_calls``: gRPC holds each new call in a queue of its method, first come first
+    served, until the event loop asks for the next call; while the loop is busy, those queues
+    grow. Past a quarter of the limit gRPC refuses a growing share of new calls and past the
+    limit every one, in C, without waking Python (status CANCELLED: gRPC's, not the gateway's
+    choice): a burst costs the gateway little to refuse, and the calls it does take up are
+    recent enough to answer within their deadlines instead of all expiring in a long queue.
     """
-    if not max_queued_calls:
-        return []
-    return [
+    options: list[tuple[str, int]] = []
+    if settings.max_streams_per_connection:
+        options.append(("grpc.max_concurrent_streams", settings.max_streams_per_connection))
+    if queued := settings.max_queued_calls:
         # gRPC queues up to the first figure whatever happens; refusals grow up to the second.
-        ("grpc.server.max_pending_requests", max_queued_calls // 4),
-        ("grpc.server.max_pending_requests_hard_limit", max_queued_calls),
-    ]
+        options.append(("grpc.server.max_pending_requests", queued // 4))
+        options.append(("grpc.server.max_pending_requests_hard_limit", queued))
+    return options
 
 
 def database_config(settings: Settings) -> DatabaseConfig:
@@ -242,14 +247,7 @@ class Gateway:
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 # A second gateway on a taken port must fail, not silently share it.
                 ("grpc.so_reuseport", 0),
-                # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: a client past it waits on its side,
-                # so a burst cannot queue more calls here than the connections allow.
-                *(
-                    [("grpc.max_concurrent_streams", settings.max_streams_per_connection)]
-                    if settings.max_streams_per_connection
-                    else []
-                ),
-                *_queue_limits(settings.max_queued_calls),
+                *_admission_options(settings),
             ],
             # Load shedding: past this many RPCs in progress (open streams included) new ones
             # are answered RESOURCE_EXHAUSTED at once instead of queueing until they time out.

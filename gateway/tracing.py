@@ -88,9 +88,9 @@ class Tracing:
         provider.add_span_processor(
             BatchSpanProcessor(
                 span_exporter or _named_exporter(exporter),
-                # The standard OTEL_BSP_* variables still win when set.
-                schedule_delay_millis=_env_int("OTEL_BSP_SCHEDULE_DELAY", EXPORT_EVERY_MS),
-                max_export_batch_size=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", EXPORT_BATCH),
+                # The standard OTEL_BSP_* variables still win when set (None: the SDK reads them).
+                schedule_delay_millis=_unless_set("OTEL_BSP_SCHEDULE_DELAY", EXPORT_EVERY_MS),
+                max_export_batch_size=_unless_set("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", EXPORT_BATCH),
             )
         )
         self._provider = provider
@@ -141,9 +141,8 @@ class Tracing:
             self._provider.force_flush()
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() else default
+def _unless_set(variable: str, value: int) -> int | None:
+    return None if os.environ.get(variable) else value
 
 
 def _named_exporter(name: str) -> SpanExporter:
@@ -180,7 +179,7 @@ def _one_line(span: ReadableSpan) -> str:
         "end_time_unix_nano": span.end_time,
         "status": status.status_code.name,
         "attributes": dict(span.attributes or {}),
-        "service": "execgw",
+        "service": span.resource.attributes.get("service.name"),
     }
     if status.description:
         document["status_description"] = status.description

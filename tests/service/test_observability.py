@@ -7,15 +7,16 @@ send) and its real Prometheus registry; requests go through the generated stubs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from gateway._pb.execgw.v1 import journal_pb2 as jn
 from gateway._pb.execgw.v1 import journal_pb2_grpc as jn_grpc
@@ -230,23 +231,28 @@ def test_settings_refuse_unknown_exporter_and_ratio_out_of_range(tmp_path: Path)
     assert any(p.startswith("tracing_sample_ratio=1.5") for p in problems)
 
 
-def test_console_exporter_writes_each_span_as_one_json_line(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    tracing = Tracing("console", 1.0)
+@contextlib.contextmanager
+def _rpc_span(tracing: Tracing, method: str) -> Iterator[Span]:
+    """An RPC span made current for ``child`` inside the block, then ended and exported."""
     try:
-        span = tracing.rpc_span("execgw.v1.PreTradeService/CheckOrder", ())
+        span = tracing.rpc_span(method, ())
         assert span is not None
         token = tracing.enter(span)
         try:
-            with child("pretrade.check"):
-                pass
+            yield span
         finally:
             tracing.leave(token)
         span.end()
         tracing.force_flush()
     finally:
         tracing.shutdown()
+
+
+def test_console_exporter_writes_each_span_as_one_json_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with _rpc_span(Tracing("console", 1.0), CHECK) as span, child("pretrade.check"):
+        pass
     lines = capsys.readouterr().out.splitlines()
     documents = [json.loads(line) for line in lines]
     assert [d["name"] for d in documents] == [
@@ -266,19 +272,12 @@ def test_console_exporter_writes_each_span_as_one_json_line(
 def test_child_span_when_the_work_raises_then_it_ends_with_error_status() -> None:
     exporter = InMemorySpanExporter()
     tracing = Tracing("none", 1.0, span_exporter=exporter)
-    try:
-        span = tracing.rpc_span("execgw.v1.JournalService/RecordFill", ())
-        assert span is not None
-        token = tracing.enter(span)
-        try:
-            with pytest.raises(ValueError), child("journal.commit"):
-                raise ValueError("commit failed")
-        finally:
-            tracing.leave(token)
-        span.end()
-        tracing.force_flush()
-    finally:
-        tracing.shutdown()
+    with (
+        _rpc_span(tracing, "execgw.v1.JournalService/RecordFill"),
+        pytest.raises(ValueError),
+        child("journal.commit"),
+    ):
+        raise ValueError("commit failed")
     commit = next(s for s in exporter.get_finished_spans() if s.name == "journal.commit")
     assert commit.status.status_code is StatusCode.ERROR
     assert commit.status.description == "ValueError"
