@@ -111,6 +111,7 @@ def router_settings(settings: Settings) -> RouterSettings:
                 large_notional=settings.routing_large_notional,
                 block_notional=settings.routing_block_notional,
             ),
+            latency_scale_us=settings.routing_latency_scale_us,
         ),
         max_quote_age=timedelta(seconds=settings.routing_max_quote_age_seconds),
         rest_remainder=RemainderPrice(settings.routing_rest_remainder.upper()),

@@ -248,6 +248,13 @@ class Settings:
             "and sum to 1"
         ),
     )
+    routing_latency_scale_us: float = field(
+        default=50.0,
+        metadata=_help(
+            "latency differences are scored against at least this span (microseconds): venues "
+            "a few microseconds apart do not take the latency weight's whole range"
+        ),
+    )
     routing_max_quote_age_seconds: float = field(
         default=2.0,
         metadata=_help(
@@ -481,6 +488,9 @@ class Settings:
         ):
             if not getattr(self, name) > 0:
                 problems.append(f"{name}={getattr(self, name)}: must be > 0")
+        scale = self.routing_latency_scale_us
+        if not (scale >= 0 and math.isfinite(scale)):
+            problems.append(f"routing_latency_scale_us={scale}: must be >= 0")
         if not self.venue_reload_poll_seconds >= 0:
             problems.append(
                 f"venue_reload_poll_seconds={self.venue_reload_poll_seconds}: must be >= 0"

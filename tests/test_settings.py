@@ -121,6 +121,7 @@ def test_bad_router_knobs_then_each_named() -> None:
                 "EXECGW_ROUTING_REST_REMAINDER": "midpoint",
                 "EXECGW_ROUTING_LARGE_SHARES": "100",
                 "EXECGW_VENUE_RELOAD_POLL_SECONDS": "-1",
+                "EXECGW_ROUTING_LATENCY_SCALE_US": "-5",
             }
         )
     problems = "\n".join(raised.value.problems)
@@ -130,5 +131,6 @@ def test_bad_router_knobs_then_each_named() -> None:
         "routing_rest_remainder='midpoint'",
         "routing_medium_shares <= routing_large_shares",
         "venue_reload_poll_seconds=-1.0: must be >= 0",
+        "routing_latency_scale_us=-5.0: must be >= 0",
     ):
         assert fragment in problems

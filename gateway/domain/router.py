@@ -549,6 +549,8 @@ class Router:
                 misses.append(-probability)
         lo0, hi0 = (min(spreads), max(spreads)) if spreads else (_INF, -_INF)
         lo1, hi1 = (min(latencies), max(latencies)) if latencies else (_INF, -_INF)
+        if latencies:  # the span floor: a few microseconds apart is not the whole range
+            hi1 = max(hi1, lo1 + self.settings.scoring.latency_scale_us)
         lo2, hi2 = (min(fees), max(fees)) if fees else (_INF, -_INF)
         lo3, hi3 = (min(misses), max(misses)) if misses else (_INF, -_INF)
         preferred = override.preferred_venues
@@ -633,7 +635,10 @@ class Router:
             for child in children:
                 total_cost += child.expected_cost_per_share * child.quantity
             expected = (total_cost / order.quantity).quantize(COST_QUANTUM, ROUND_HALF_UP)
-        fallback_from, fallback_reason = _fallback(ranked, weights) if failures else ("", "")
+        fallback_from, fallback_reason = ("", "")
+        if failures:
+            scale = self.settings.scoring.latency_scale_us
+            fallback_from, fallback_reason = _fallback(ranked, weights, scale)
         notes: tuple[Reason, ...] = ()
         if fallback_from:
             notes = (_reason("FALLBACK", f"{fallback_from} unavailable: {fallback_reason}"),)
@@ -873,7 +878,9 @@ def _norm(value: float, hi: float, span: float) -> float:
     return 0.0  # no eligible candidate
 
 
-def _fallback(ranked: list[ScoreRow], weights: Multipliers) -> tuple[str, str]:
+def _fallback(
+    ranked: list[ScoreRow], weights: Multipliers, latency_scale: float
+) -> tuple[str, str]:
     """Name the venue that would have been chosen but for a failure state, and why.
 
     Rescored over the eligible venues plus those excluded only by a failure (down, tripped,
@@ -894,12 +901,14 @@ def _fallback(ranked: list[ScoreRow], weights: Multipliers) -> tuple[str, str]:
         [float(row[4][2]) for row in candidates],
         [-row[4][3] for row in candidates],
     ]
+    floors = (0.0, latency_scale, 0.0, 0.0)
     best: ScoreRow | None = None
     best_score = -_INF
     for index, row in enumerate(candidates):
         score = row[6]
-        for column, weight in zip(columns, weights, strict=True):
-            lo, hi = min(column), max(column)
+        for column, weight, floor in zip(columns, weights, floors, strict=True):
+            lo = min(column)
+            hi = max(*column, lo + floor)
             score += weight * ((hi - column[index]) / (hi - lo) if hi > lo else 1.0)
         if score > best_score:
             best, best_score = row, score

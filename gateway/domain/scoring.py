@@ -1,8 +1,12 @@
 """Multi-factor venue scoring settings: weights, size tiers, time of day and symbol overrides.
 
 Each factor is normalised to 0..1 across the candidate venues of one decision (1 = best), so a
-weight is the share of the score the factor can move. Adjustments (size tier, time of day) are
-multipliers on the base weights, renormalised to sum to 1; every combination is precomputed once.
+weight is the share of the score the factor can move. Latency is normalised over at least
+``latency_scale_us``: with venues 45 and 60 us away, min-max alone would give those 15 us the
+latency weight's whole range, as much as 45 against 500 us; with the span floor a difference
+counts in proportion to its size until it reaches the scale. Adjustments (size tier, time of day)
+are multipliers on the base weights, renormalised to sum to 1; every combination is precomputed
+once.
 """
 
 from __future__ import annotations
@@ -158,6 +162,7 @@ class ScoringSettings:
     time_windows: tuple[TimeWindow, ...] = DEFAULT_TIME_WINDOWS
     size_thresholds: SizeTierThresholds = field(default_factory=SizeTierThresholds)
     symbol_overrides: Mapping[str, SymbolOverride] = field(default_factory=dict)
+    latency_scale_us: float = 50.0
     _table: dict[tuple[SizeTier, int], Multipliers] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -165,6 +170,8 @@ class ScoringSettings:
 
     def __post_init__(self) -> None:
         problems = [f"tier {t.value}: missing policy" for t in SizeTier if t not in self.tiers]
+        if not (self.latency_scale_us >= 0 and math.isfinite(self.latency_scale_us)):
+            problems.append(f"latency scale: must be >= 0 us, not {self.latency_scale_us}")
         for window in self.time_windows:
             if window.end <= window.start:
                 problems.append(f"time window {window.name}: end must be after start")

@@ -52,8 +52,38 @@ def test_factor_breakdown_then_contributions_sum_to_score_and_weights_to_one() -
     assert ranks == list(range(1, len(VENUES) + 1))
     scores = [v.score for v in decision.ranked_venues]
     assert scores == sorted(scores, reverse=True)
-    latency = decision.ranked_venues[0].factors[1]
-    assert latency.raw_value == 45  # NASDAQ typical latency, microseconds
+    latency = {v.venue: v.factors[1] for v in decision.ranked_venues}
+    assert latency["NASDAQ"].raw_value == 45  # typical latency, microseconds
+
+
+def test_latency_scored_in_proportion_below_its_scale_then_min_max_beyond() -> None:
+    venues = default_venues()  # typical latencies 45 (NASDAQ) to 70 us (NYSE)
+
+    def latency_scores(scale: float) -> dict[str, float]:
+        settings = RouterSettings(scoring=ScoringSettings(latency_scale_us=scale))
+        decision = router(venues, settings).decide(order(), flat_book(), venues, NOW)
+        return {v.venue: v.normalized[1] for v in decision.ranked_venues}
+
+    # 25 us between fastest and slowest, under the default 50 us scale: each microsecond
+    # behind the fastest venue costs 1/50 of the latency weight.
+    scores = latency_scores(50.0)
+    assert scores["NASDAQ"] == 1.0
+    assert math.isclose(scores["IEX"], 1 - 15 / 50)
+    assert math.isclose(scores["NYSE"], 1 - 25 / 50)
+    # A scale of 0 (or a span wider than the scale) is plain min-max: slowest 0, fastest 1.
+    plain = latency_scores(0.0)
+    assert plain["NASDAQ"] == 1.0 and plain["NYSE"] == 0.0
+    assert math.isclose(plain["IEX"], 1 - 15 / 25)
+
+
+def test_fees_outweigh_a_few_microseconds_of_latency_for_an_order_at_the_nbbo() -> None:
+    venues = default_venues()
+    # Every venue at the NBBO: IEX (take fee $0.0009 against $0.0030) is 15 us slower than
+    # NASDAQ; under the default scale the fee saving wins, under plain min-max it would not.
+    decision = router(venues).decide(order(), flat_book(), venues, NOW)
+    assert decision.child_orders[0].venue == "IEX"
+    plain = RouterSettings(scoring=ScoringSettings(latency_scale_us=0.0))
+    assert router(venues, plain).decide(order(), flat_book(), venues, NOW).venue != "IEX"
 
 
 def test_symbol_prefers_venue_then_bonus_puts_it_first() -> None:
@@ -185,13 +215,14 @@ def test_operational_halt_and_down_venue_then_skipped() -> None:
 def test_breaker_open_then_decision_names_fallback_and_why() -> None:
     venues = default_venues()
     r = router(venues)
+    later = NOW + timedelta(seconds=5)
+    first_choice = r.decide(order(), flat_book(at=later), venues, later).venue
     health = r.health
     for i in range(5):
-        health.record(VenueEvent("NASDAQ", VenueEventKind.REJECT, NOW + timedelta(seconds=i)))
-    later = NOW + timedelta(seconds=5)
+        health.record(VenueEvent(first_choice, VenueEventKind.REJECT, NOW + timedelta(seconds=i)))
     decision = r.decide(order(), flat_book(at=later), venues, later)
-    assert decision.child_orders[0].venue != "NASDAQ"
-    assert decision.fallback_from == "NASDAQ"
+    assert decision.child_orders[0].venue != first_choice
+    assert decision.fallback_from == first_choice
     assert decision.fallback_reason.startswith("VENUE_TRIPPED: REJECTS")
     assert [n.code for n in decision.notes] == ["FALLBACK"]
 
@@ -270,8 +301,9 @@ def test_decision_then_explains_snapshot_tier_and_ids() -> None:
     assert first.arrival_mid == Decimal("100.01")
     assert {q.venue for q in first.snapshot} == set(VENUES)
     assert first.decided_at == NOW
-    # 0.01 from the mid plus NASDAQ's 0.0030 take fee.
-    assert first.expected_cost_per_share == Decimal("0.0130")
+    # 0.01 from the mid plus the take fee of the venue chosen (IEX, $0.0009).
+    assert first.venue == "IEX"
+    assert first.expected_cost_per_share == Decimal("0.0109")
 
 
 def test_auction_order_then_listing_venue_only() -> None:
