@@ -11,7 +11,7 @@ COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY gateway ./gateway
 COPY storage ./storage
-RUN pip install --no-cache-dir . && rm -rf /root/.cache
+RUN pip install --no-cache-dir ".[otlp]" && rm -rf /root/.cache
 
 USER execgw
 # Plaintext gRPC on all interfaces of the container (the gateway logs a warning at every start):

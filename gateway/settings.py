@@ -378,7 +378,7 @@ class Settings:
         default="none",
         metadata=_help(
             "OpenTelemetry span exporter: none, console (stdout, one JSON line per span) or otlp "
-            "(needs the optional opentelemetry-exporter-otlp-proto-grpc package; "
+            "(needs the optional opentelemetry-exporter-otlp-proto-grpc package, the otlp extra; "
             "OTEL_EXPORTER_OTLP_* variables)"
         ),
     )

@@ -15,8 +15,9 @@ Off by default (``tracing_exporter = "none"``): then nothing below runs per requ
   request it is a shared no-op. A stream's span covers the whole stream.
 - Exporters: ``console`` (one JSON document per span, one line each, on stdout), ``otlp``
   (OTLP over gRPC, when the optional ``opentelemetry-exporter-otlp-proto-grpc`` package is
-  installed; it reads the standard ``OTEL_EXPORTER_OTLP_*`` variables for its endpoint), spans
-  sent in batches off the event loop by the SDK's batch processor.
+  installed: the ``otlp`` extra, in the container image too; it reads the standard
+  ``OTEL_EXPORTER_OTLP_*`` variables for its endpoint), spans sent in batches off the event loop
+  by the SDK's batch processor.
 """
 
 from __future__ import annotations
@@ -151,14 +152,14 @@ def _named_exporter(name: str) -> SpanExporter:
         # than the SDK's indented default (the export thread shares the event loop's core).
         return ConsoleSpanExporter(out=sys.stdout, formatter=_one_line)
     try:  # an optional dependency: imported only when asked for
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]  # optional
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter,
         )
     except ImportError as missing:
         raise ConfigurationError(
             [
                 "tracing_exporter=otlp: install the optional exporter "
-                "(pip install opentelemetry-exporter-otlp-proto-grpc)"
+                "(pip install 'execgw[otlp]', or opentelemetry-exporter-otlp-proto-grpc)"
             ]
         ) from missing
     exporter: SpanExporter = OTLPSpanExporter()

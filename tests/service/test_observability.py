@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_service
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as trace_service_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span, SpanKind, StatusCode
@@ -24,6 +28,7 @@ from gateway._pb.execgw.v1 import pretrade_pb2 as pt
 from gateway._pb.execgw.v1 import pretrade_pb2_grpc as pt_grpc
 from gateway._pb.execgw.v1 import routing_pb2 as rt
 from gateway._pb.execgw.v1 import routing_pb2_grpc as rt_grpc
+from gateway.errors import ConfigurationError
 from gateway.server import Gateway
 from gateway.settings import Settings
 from gateway.tracing import Tracing, child
@@ -282,3 +287,60 @@ def test_child_span_when_the_work_raises_then_it_ends_with_error_status() -> Non
     assert commit.status.status_code is StatusCode.ERROR
     assert commit.status.description == "ValueError"
     assert commit.end_time is not None
+
+
+class _Collector(trace_service_grpc.TraceServiceServicer):
+    """An OTLP trace collector: what an OpenTelemetry Collector would receive."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service.ExportTraceServiceRequest] = []
+
+    def Export(
+        self, request: trace_service.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service.ExportTraceServiceResponse:
+        self.requests.append(request)
+        return trace_service.ExportTraceServiceResponse()
+
+
+def test_otlp_exporter_sends_rpc_and_child_spans_to_the_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collector = _Collector()
+    server = grpc.server(ThreadPoolExecutor(2))
+    trace_service_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+        with _rpc_span(Tracing("otlp", 1.0), CHECK) as span, child("pretrade.check"):
+            pass
+    finally:
+        server.stop(None)
+    received = [
+        (resource.resource, s)
+        for request in collector.requests
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for s in scope.spans
+    ]
+    by_name = {s.name: s for _, s in received}
+    assert set(by_name) == {CHECK, "pretrade.check"}
+    rpc, check = by_name[CHECK], by_name["pretrade.check"]
+    assert rpc.trace_id.hex() == f"{span.get_span_context().trace_id:032x}" == check.trace_id.hex()
+    assert check.parent_span_id == rpc.span_id
+    attributes = {a.key: a.value.string_value for a in rpc.attributes}
+    assert attributes["rpc.service"] == "execgw.v1.PreTradeService"
+    assert attributes["rpc.method"] == "CheckOrder"
+    service = {a.key: a.value.string_value for a in received[0][0].attributes}
+    assert service["service.name"] == "execgw"
+
+
+def test_otlp_exporter_without_its_package_then_start_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if the optional package were not installed: importing it fails.
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", None)
+    with pytest.raises(ConfigurationError) as refused:
+        Tracing("otlp", 0.01)
+    assert "pip install 'execgw[otlp]'" in refused.value.problems[0]
