@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -57,6 +58,21 @@ async def test_demo_day_then_halts_refuse_orders_cancels_arrive_and_the_books_re
     # The live view showed the halts and the breaker as they happened.
     assert result.live_lines > 10
     assert " MARKET " in printed and "changes=HALT" in printed
+    changes = [line for line in printed.splitlines() if "changes=" in line]
+    # A LULD limit state, a pause the gateway inferred (15 s in the limit state without a pause
+    # message) and then the pause message, a news halt and its quote-only resumption, a Reg SHO
+    # trigger, the Level 1 breaker halting the market and its reopening.
+    assert any(
+        "changes=LIMIT_STATE" in c and re.search(r"limit=LIMIT_(UP|DOWN)", c) for c in changes
+    )
+    assert any("PAUSED" in c and "halt=LUDP (inferred)" in c for c in changes)
+    assert any("PAUSED" in c and re.search(r"halt=LUDP\s", c) for c in changes)
+    assert any("HALTED" in c and "halt=T1" in c for c in changes)
+    assert any("QUOTATION_ONLY" in c and "RESUME" in c for c in changes)
+    assert any("ssr=yes" in c and "SHORT_SALE_RESTRICTION" in c for c in changes)
+    market = [c for c in changes if " MARKET " in c]
+    assert any("breaker=1" in c and "halted=until" in c for c in market)
+    assert any("breaker=1" in c and "halted=-" in c and "RESUME" in c for c in market)
     assert result.passed
 
 
