@@ -76,6 +76,8 @@ class Plan:
     # Tracing costs a few percent against run-to-run noise of about ten: more, shorter rounds.
     tracing_rounds: int = 10
     tracing_seconds: float = 3.0
+    # Side by side (both gateways on the core at once): a paired comparison, steadier per round.
+    tracing_pair_rounds: int = 8
 
 
 FULL = Plan()
@@ -92,6 +94,7 @@ QUICK = Plan(
     hot_symbols=1_000,
     tracing_rounds=2,
     tracing_seconds=2.0,
+    tracing_pair_rounds=2,
 )
 
 
@@ -186,9 +189,13 @@ def run_tracing(
     gateway: grpc_load.Server,
     servers: list[grpc_load.Server],
 ) -> dict[str, Any]:
-    """CheckOrder on two fresh gateways started and primed together, one with 1% sampling to
-    the console exporter (stdout discarded), one without; the first gateway runs in the same
-    rounds as an A/A control: two untraced gateways differ by this much on this machine."""
+    """CheckOrder on fresh gateways started and primed together, one with 1% sampling to the
+    console exporter (stdout discarded), two without.
+
+    One after the other: the traced gateway and an untraced one in alternating rounds, with the
+    first gateway as an A/A control (two untraced gateways differ by this much on this machine).
+    Side by side: the traced and the untraced gateway driven at once, then the two untraced
+    ones (the A/A control of that method), by CPU per request (``grpc_load.side_by_side``)."""
     if not tracing_available():
         progress("tracing: the gateway has no --tracing-exporter setting; skipped")
         return {"available": False}
@@ -197,14 +204,25 @@ def run_tracing(
     spec = REQUESTS["CheckOrder"]
     started = []
     try:
-        for name, flags in (("gateway-untraced", ()), ("gateway-traced", TRACING_FLAGS)):
+        for name, flags in (
+            ("gateway-untraced", ()),
+            ("gateway-traced", TRACING_FLAGS),
+            ("gateway-untraced-twin", ()),
+        ):
             started.append(grpc_load.start_gateway(url, folder, True, flags, name=name))
             servers.append(started[-1])
-        control, traced = started
+        control, traced, twin = started
         grpc_load.prime(started, [spec], plan.prime_symbols)
         answer = grpc_load.check(traced, spec)
         load = grpc_load.Load(plan.tracing_seconds, plan.clients, plan.streams, half_load=False)
         measured = grpc_load.alternate([gateway, control, traced], spec, rounds, load, folder)
+        progress(
+            f"tracing: side by side, traced with untraced then A/A, "
+            f"{plan.tracing_pair_rounds} rounds"
+        )
+        paired, paired_control = grpc_load.side_by_side(
+            [(control, traced), (control, twin)], spec, plan.tracing_pair_rounds, load, folder
+        )
     finally:
         for server in started:
             server.stop()
@@ -220,6 +238,8 @@ def run_tracing(
         },
         "ratios": grpc_load.ratios(measured, traced.name, control.name),
         "control_ratios": grpc_load.ratios(measured, control.name, gateway.name),
+        # Per round: [untraced, traced] and [untraced, untraced twin].
+        "side_by_side": {"rounds": paired, "control_rounds": paired_control},
     }
 
 

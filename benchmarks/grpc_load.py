@@ -45,6 +45,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -501,6 +502,48 @@ def alternate(
         for target in targets if index % 2 == 0 else list(reversed(targets)):
             results[target.name].append(measure(target, spec.method, body, load, folder))
     return results
+
+
+def side_by_side(
+    pairs: Sequence[tuple[Server, Server]],
+    spec: RequestSpec,
+    rounds: int,
+    load: Load,
+    folder: Path,
+) -> list[list[dict[str, list[float]]]]:
+    """Each pair's two servers (both pinned to core 0) driven at once, each by its own h2load
+    on core 1, for ``rounds`` rounds, the pairs in turn; per pair, per round, each server's CPU
+    us per request and req/s, in pair order.
+
+    Two servers sharing a core at the same moment meet the same interference from the rest of
+    the machine, so the ratio of their CPU per request is a paired comparison that the drift of
+    the machine's load (which moves figures measured one after the other by about ten percent
+    here) hardly touches. Their CPU per request is higher than alone (they evict each other's
+    caches): compare them with each other, not with other tables."""
+    body = folder / "request.bin"
+    body.write_bytes(grpc_frame(spec.request))
+
+    def run(server: Server) -> H2loadRun:
+        return h2load(
+            *(server.port, spec.method, body, load.seconds, load.clients, load.streams, None),
+            folder / f"side-{server.name}.log",
+            psutil.Process(server.process.pid),
+        )
+
+    found: list[list[dict[str, list[float]]]] = [[] for _ in pairs]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(rounds):
+            for index, pair in enumerate(pairs):
+                runs = list(pool.map(run, pair))
+                found[index].append(
+                    {
+                        "cpu_us_per_request": [
+                            r.server_cpu_seconds / max(1, r.requests) * 1e6 for r in runs
+                        ],
+                        "rps": [r.requests / r.seconds if r.seconds else 0.0 for r in runs],
+                    }
+                )
+    return found
 
 
 def python_client(

@@ -13,7 +13,7 @@ import platform
 import re
 import statistics
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -355,12 +355,57 @@ def tracing_section(tracing: dict[str, Any]) -> str:
         "goal",
     ]
     intro = (
-        "Tracing overhead: two fresh gateways started and primed together, one with `"
+        "Tracing overhead: fresh gateways started and primed together, one with `"
         + " ".join(tracing.get("flags", ["--tracing-exporter", "console"]))
-        + f"` (console output discarded), one without, in {len(off)} alternating rounds with "
-        "the first gateway; h2load as above, saturation only. A/A control: the untraced fresh "
-        "gateway over the first one, both untraced: how far apart two identical servers "
-        "measure here."
+        + "` (console output discarded), the others without. One after the other: the traced "
+        f"and an untraced gateway in {len(off)} alternating rounds with the first gateway; h2load "
+        "as above, saturation only. A/A control: the untraced fresh gateway over the first one, "
+        "both untraced: how far apart two identical servers measure here."
+    )
+    parts = [intro, "", table(header, rows)]
+    side = tracing.get("side_by_side")
+    if side:
+        parts += ["", _side_by_side(side, verdict)]
+    return "\n".join(parts)
+
+
+def _side_by_side(side: dict[str, Any], verdict: Callable[[Sequence[float | None]], str]) -> str:
+    """The paired comparison: both gateways on the core at once, by CPU per request."""
+    paired, control = side.get("rounds", []), side.get("control_rounds", [])
+
+    def ratios(rounds: Sequence[dict[str, Any]]) -> list[float | None]:
+        return [
+            r["cpu_us_per_request"][0] / r["cpu_us_per_request"][1]
+            if all(r.get("cpu_us_per_request", [0, 0]))
+            else None
+            for r in rounds
+        ]
+
+    implied = ratios(paired)
+    rows = [
+        [
+            "CheckOrder",
+            spread([r["cpu_us_per_request"][0] for r in paired]),
+            spread([r["cpu_us_per_request"][1] for r in paired]),
+            spread(implied, ".3f"),
+            spread(ratios(control), ".3f"),
+            f">= {TRACING_GOAL}: {verdict(implied)}",
+        ]
+    ]
+    header = [
+        "RPC",
+        "off CPU us/req",
+        "1% CPU us/req",
+        "on/off throughput (off/on CPU us/req)",
+        "A/A control",
+        "goal",
+    ]
+    intro = (
+        f"Side by side ({len(paired)} rounds): the traced and the untraced gateway driven at "
+        "once, both on core 0, each by its own h2load; then the two untraced ones the same way "
+        "(the A/A control of this method). Both meet the same interference at the same moment, "
+        "so the ratio of their CPU per request (the throughput ratio it implies) hardly moves "
+        "with the machine's load; sharing the core, each costs more per request than alone."
     )
     return "\n".join([intro, "", table(header, rows)])
 

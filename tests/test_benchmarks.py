@@ -141,6 +141,16 @@ def synthetic_results(tracing: bool = True) -> dict[str, Any]:
                 },
                 "ratios": [0.98, 0.96],
                 "control_ratios": [1.01, 0.99],
+                "side_by_side": {
+                    "rounds": [
+                        {"cpu_us_per_request": [300.0, 309.0], "rps": [1600.0, 1560.0]},
+                        {"cpu_us_per_request": [310.0, 316.0], "rps": [1550.0, 1520.0]},
+                    ],
+                    "control_rounds": [
+                        {"cpu_us_per_request": [300.0, 303.0], "rps": [1600.0, 1590.0]},
+                        {"cpu_us_per_request": [306.0, 300.0], "rps": [1570.0, 1600.0]},
+                    ],
+                },
             }
             if tracing
             else {"available": False}
@@ -200,6 +210,10 @@ def test_report_when_full_figures_then_every_section_with_medians_and_ranges() -
     assert "0.970 [0.960-0.980]" in text and ">= 0.95: req/s met, CPU met" in text
     assert text.count("0.74 [0.73-0.74]") == 2  # by req/s and by CPU per request
     assert "1.000 [0.990-1.010]" in text  # the A/A control
+    # Side by side: off over on CPU per request, its A/A control, and the verdict on it.
+    side = text.split("Side by side", 1)[1]
+    assert "0.976 [0.971-0.981]" in side and "1.005 [0.990-1.020]" in side
+    assert ">= 0.95: met" in side
     assert LABELS["luld_trade"] in text
 
 
