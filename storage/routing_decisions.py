@@ -76,6 +76,8 @@ _SCALARS = (
     "latency_ns",
 )
 COLUMNS = (*_SCALARS, "ranking", "child_orders", "snapshot")
+# Decisions turned into rows between two turns of the event loop (``_commit``).
+ENCODE_CHUNK = 8
 
 
 def _plain(value: object) -> object:
@@ -132,7 +134,17 @@ class RoutingDecisionRecorder(MarketEventRecorder):
 
     async def _commit(self, connection: asyncpg.Connection, batch: _Batch) -> None:
         queued: list[DecisionRow | DecisionSource] = batch.rows  # type: ignore[assignment]
-        records = [_record(r if isinstance(r, DecisionRow) else r.row()) for r in queued]
+        # Rows are built a chunk at a time, the event loop free in between: a lingered batch
+        # holds a few dozen decisions, tens of microseconds each, and built in one go it would
+        # hold up every RPC that arrives meanwhile by a millisecond or more.
+        records: list[tuple[Any, ...]] = []
+        for start in range(0, len(queued), ENCODE_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            records.extend(
+                _record(r if isinstance(r, DecisionRow) else r.row())
+                for r in queued[start : start + ENCODE_CHUNK]
+            )
         await connection.execute("BEGIN")
         # Noted so that a write cut off by a lost connection is resolved, not repeated blindly.
         batch.xid = await connection.fetchval("SELECT txid_current()")
