@@ -510,7 +510,7 @@ def side_by_side(
     rounds: int,
     load: Load,
     folder: Path,
-) -> list[list[dict[str, list[float]]]]:
+) -> list[list[dict[str, list[float | None]]]]:
     """Each pair's two servers (both pinned to core 0) driven at once, each by its own h2load
     on core 1, for ``rounds`` rounds, the pairs in turn; per pair, per round, each server's CPU
     us per request and req/s, in pair order.
@@ -518,8 +518,10 @@ def side_by_side(
     Two servers sharing a core at the same moment meet the same interference from the rest of
     the machine, so the ratio of their CPU per request is a paired comparison that the drift of
     the machine's load (which moves figures measured one after the other by about ten percent
-    here) hardly touches. Their CPU per request is higher than alone (they evict each other's
-    caches): compare them with each other, not with other tables."""
+    here) touches less: its A/A control stays within a few percent. Their CPU per request is
+    higher than alone (they evict each other's caches): compare them with each other, not with
+    other tables. One unmeasured round per pair first (a server just started answers slowly at
+    first); a server that answered nothing in a round has no CPU per request (None)."""
     body = folder / "request.bin"
     body.write_bytes(grpc_frame(spec.request))
 
@@ -530,15 +532,18 @@ def side_by_side(
             psutil.Process(server.process.pid),
         )
 
-    found: list[list[dict[str, list[float]]]] = [[] for _ in pairs]
+    found: list[list[dict[str, list[float | None]]]] = [[] for _ in pairs]
     with ThreadPoolExecutor(2) as pool:
+        for pair in pairs:
+            list(pool.map(run, pair))  # the warm-up round
         for _ in range(rounds):
             for index, pair in enumerate(pairs):
                 runs = list(pool.map(run, pair))
                 found[index].append(
                     {
                         "cpu_us_per_request": [
-                            r.server_cpu_seconds / max(1, r.requests) * 1e6 for r in runs
+                            r.server_cpu_seconds / r.requests * 1e6 if r.requests else None
+                            for r in runs
                         ],
                         "rps": [r.requests / r.seconds if r.seconds else 0.0 for r in runs],
                     }

@@ -373,20 +373,24 @@ def _side_by_side(side: dict[str, Any], verdict: Callable[[Sequence[float | None
     """The paired comparison: both gateways on the core at once, by CPU per request."""
     paired, control = side.get("rounds", []), side.get("control_rounds", [])
 
+    def cpu(round_: dict[str, Any], index: int) -> float | None:
+        values = round_.get("cpu_us_per_request") or []
+        value = values[index] if len(values) > index else None
+        return float(value) if value else None
+
     def ratios(rounds: Sequence[dict[str, Any]]) -> list[float | None]:
-        return [
-            r["cpu_us_per_request"][0] / r["cpu_us_per_request"][1]
-            if all(r.get("cpu_us_per_request", [0, 0]))
-            else None
-            for r in rounds
-        ]
+        found: list[float | None] = []
+        for r in rounds:
+            first, second = cpu(r, 0), cpu(r, 1)
+            found.append(first / second if first and second else None)
+        return found
 
     implied = ratios(paired)
     rows = [
         [
             "CheckOrder",
-            spread([r["cpu_us_per_request"][0] for r in paired]),
-            spread([r["cpu_us_per_request"][1] for r in paired]),
+            spread([cpu(r, 0) for r in paired]),
+            spread([cpu(r, 1) for r in paired]),
             spread(implied, ".3f"),
             spread(ratios(control), ".3f"),
             f">= {TRACING_GOAL}: {verdict(implied)}",
@@ -404,8 +408,9 @@ def _side_by_side(side: dict[str, Any], verdict: Callable[[Sequence[float | None
         f"Side by side ({len(paired)} rounds): the traced and the untraced gateway driven at "
         "once, both on core 0, each by its own h2load; then the two untraced ones the same way "
         "(the A/A control of this method). Both meet the same interference at the same moment, "
-        "so the ratio of their CPU per request (the throughput ratio it implies) hardly moves "
-        "with the machine's load; sharing the core, each costs more per request than alone."
+        "so the ratio of their CPU per request (the throughput ratio it implies) moves less with "
+        "the machine's load than figures measured one after the other; read it against its A/A "
+        "control. Sharing the core, each costs more per request than alone."
     )
     return "\n".join([intro, "", table(header, rows)])
 

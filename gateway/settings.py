@@ -490,7 +490,7 @@ class Settings:
                 problems.append(f"{name}={getattr(self, name)}: must be > 0")
         scale = self.routing_latency_scale_us
         if not (scale >= 0 and math.isfinite(scale)):
-            problems.append(f"routing_latency_scale_us={scale}: must be >= 0")
+            problems.append(f"routing_latency_scale_us={scale}: must be finite and >= 0")
         if not self.venue_reload_poll_seconds >= 0:
             problems.append(
                 f"venue_reload_poll_seconds={self.venue_reload_poll_seconds}: must be >= 0"

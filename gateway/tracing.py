@@ -159,7 +159,8 @@ def _named_exporter(name: str) -> SpanExporter:
         raise ConfigurationError(
             [
                 "tracing_exporter=otlp: install the optional exporter "
-                "(pip install 'execgw[otlp]', or opentelemetry-exporter-otlp-proto-grpc)"
+                "(pip install opentelemetry-exporter-otlp-proto-grpc; from the source tree: "
+                "pip install '.[otlp]')"
             ]
         ) from missing
     exporter: SpanExporter = OTLPSpanExporter()

@@ -214,6 +214,12 @@ def test_report_when_full_figures_then_every_section_with_medians_and_ranges() -
     side = text.split("Side by side", 1)[1]
     assert "0.976 [0.971-0.981]" in side and "1.005 [0.990-1.020]" in side
     assert ">= 0.95: met" in side
+    # A round without CPU figures (no answer, or an older or partial JSON) is left out.
+    results = synthetic_results()
+    rounds = results["tracing"]["side_by_side"]["rounds"]
+    rounds.append({"cpu_us_per_request": [None, 320.0], "rps": [0.0, 1500.0]})
+    rounds.append({"rps": [1.0]})
+    assert "0.976 [0.971-0.981]" in report.format_report(results).split("Side by side", 1)[1]
     assert LABELS["luld_trade"] in text
 
 

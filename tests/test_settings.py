@@ -131,6 +131,6 @@ def test_bad_router_knobs_then_each_named() -> None:
         "routing_rest_remainder='midpoint'",
         "routing_medium_shares <= routing_large_shares",
         "venue_reload_poll_seconds=-1.0: must be >= 0",
-        "routing_latency_scale_us=-5.0: must be >= 0",
+        "routing_latency_scale_us=-5.0: must be finite and >= 0",
     ):
         assert fragment in problems

@@ -170,8 +170,9 @@ class ScoringSettings:
 
     def __post_init__(self) -> None:
         problems = [f"tier {t.value}: missing policy" for t in SizeTier if t not in self.tiers]
-        if not (self.latency_scale_us >= 0 and math.isfinite(self.latency_scale_us)):
-            problems.append(f"latency scale: must be >= 0 us, not {self.latency_scale_us}")
+        scale = self.latency_scale_us
+        if not (scale >= 0 and math.isfinite(scale)):
+            problems.append(f"latency scale: must be finite and >= 0 us, not {scale}")
         for window in self.time_windows:
             if window.end <= window.start:
                 problems.append(f"time window {window.name}: end must be after start")

@@ -343,4 +343,4 @@ def test_otlp_exporter_without_its_package_then_start_refused_naming_it(
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", None)
     with pytest.raises(ConfigurationError) as refused:
         Tracing("otlp", 0.01)
-    assert "pip install 'execgw[otlp]'" in refused.value.problems[0]
+    assert "pip install opentelemetry-exporter-otlp-proto-grpc" in refused.value.problems[0]

@@ -11,6 +11,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from storage import routing_decisions
 from storage.journal import FillRow, JournalWriter
 from storage.market_events import APPLICATION_NAME
 from storage.routing_decisions import (
@@ -105,8 +106,45 @@ async def test_many_decisions_then_written_in_few_batches(
         writer.record_decision(row)
     await writer.flush(30)
     assert writer.written == 5_000 and writer.batches_written <= 5
-    # Each batch is turned into rows a chunk at a time: none lost, repeated or reordered.
+    # Each batch is turned into rows a chunk at a time: none lost or repeated.
     assert await fetch_decisions(connection, start=DAY, end=DAY) == rows
+
+
+async def test_large_batch_then_built_with_the_event_loop_free_between_chunks(
+    recorder: tuple[RoutingDecisionRecorder, str],
+    connection: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer, _ = recorder
+    turns = 0
+
+    async def other_work() -> None:
+        """Stands for the RPCs waiting on the event loop while a batch is built."""
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    seen: list[int] = []  # the other work's progress as each decision becomes a row
+    build = routing_decisions._record
+
+    def record(row: DecisionRow) -> tuple[object, ...]:
+        seen.append(turns)
+        return build(row)
+
+    monkeypatch.setattr(routing_decisions, "_record", record)
+    for n in range(2_000):
+        writer.record_decision(decision(n))
+    task = asyncio.create_task(other_work())
+    try:
+        await writer.flush(30)
+    finally:
+        task.cancel()
+    assert len(seen) == 2_000
+    # Built in one go, every row of a batch would see the same count: the other work must get
+    # the loop at least once every 32 decisions (a few hundred microseconds of building).
+    assert len(set(seen)) >= 2_000 // 32
+    assert await connection.fetchval("SELECT count(*) FROM routing_decisions") == 2_000
 
 
 @pytest.mark.parametrize(
