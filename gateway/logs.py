@@ -45,6 +45,33 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+# grpc's server logs this at ERROR, with a traceback, when sending on a call fails because the
+# call already ended at the transport (the peer cancelled, its deadline passed, its connection
+# dropped) before grpc marked it closed: a subscriber gone between two updates.
+_PEER_GONE = "ExecuteBatchError raised in core by servicer method"
+GRPC_LOGGER = "grpc._cython.cygrpc"
+
+
+class PeerGoneDuringWrite(logging.Filter):
+    """Turns grpc's ERROR for a write to a call that already ended into one INFO line: nothing
+    is wrong with the gateway, and an operator alerting on ERROR lines must not be woken by a
+    client going away. Other grpc records pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (isinstance(record.msg, str) and record.msg.startswith(_PEER_GONE)):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.INFO):
+            return False
+        method = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg, record.args = (
+            "a call ended at the peer while the server wrote to it: %s",
+            (method,),
+        )
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        return True
+
+
 def configure(level: str, fmt: str) -> None:
     """Send every log record to stderr in the chosen format; call once at start."""
     handler = logging.StreamHandler(sys.stderr)
@@ -54,3 +81,6 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level)
     # pgserver logs every shell command it runs at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    grpc_logger = logging.getLogger(GRPC_LOGGER)
+    if not any(isinstance(f, PeerGoneDuringWrite) for f in grpc_logger.filters):
+        grpc_logger.addFilter(PeerGoneDuringWrite())
