@@ -62,11 +62,9 @@ class PeerGoneDuringWrite(logging.Filter):
             return True
         if not logging.getLogger(record.name).isEnabledFor(logging.INFO):
             return False
-        method = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-        record.msg, record.args = (
-            "a call ended at the peer while the server wrote to it: %s",
-            (method,),
-        )
+        method = record.getMessage()[len(_PEER_GONE) :].strip(" []") or "?"
+        record.msg = "a call ended at the peer while the server wrote to it: %s"
+        record.args = (method,)
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.exc_info = record.exc_text = None
         return True

@@ -45,6 +45,7 @@ def test_write_to_an_ended_call_then_one_info_line_and_other_grpc_errors_kept(
     gone, other = documents
     assert gone["logger"] == logs.GRPC_LOGGER
     assert SUBSCRIBE in gone["message"] and "ended at the peer" in gone["message"]
+    assert gone["message"].endswith(f": {SUBSCRIBE}")
     assert "exception" not in gone  # no traceback
     assert other["message"] == "Unexpected error in grpc"
 
