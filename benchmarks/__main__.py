@@ -220,7 +220,7 @@ def run_tracing(
             f"tracing: side by side, traced with untraced then A/A, "
             f"{plan.tracing_pair_rounds} rounds"
         )
-        paired, paired_control = grpc_load.side_by_side(
+        (off, on), (first, second) = grpc_load.side_by_side(
             [(control, traced), (control, twin)], spec, plan.tracing_pair_rounds, load, folder
         )
     finally:
@@ -238,8 +238,8 @@ def run_tracing(
         },
         "ratios": grpc_load.ratios(measured, traced.name, control.name),
         "control_ratios": grpc_load.ratios(measured, control.name, gateway.name),
-        # Per round: [untraced, traced] and [untraced, untraced twin].
-        "side_by_side": {"rounds": paired, "control_rounds": paired_control},
+        # The A/A control: the untraced gateway (first) and its untraced twin (second).
+        "side_by_side": {"off": off, "on": on, "control_first": first, "control_twin": second},
     }
 
 

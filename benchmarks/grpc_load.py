@@ -510,10 +510,10 @@ def side_by_side(
     rounds: int,
     load: Load,
     folder: Path,
-) -> list[list[dict[str, list[float | None]]]]:
+) -> list[tuple[list[dict[str, float | None]], list[dict[str, float | None]]]]:
     """Each pair's two servers (both pinned to core 0) driven at once, each by its own h2load
-    on core 1, for ``rounds`` rounds, the pairs in turn; per pair, per round, each server's CPU
-    us per request and req/s, in pair order.
+    on core 1, for ``rounds`` rounds, the pairs in turn; per pair, the rounds of each of its
+    servers (CPU us per request and req/s), in pair order.
 
     Two servers sharing a core at the same moment meet the same interference from the rest of
     the machine, so the ratio of their CPU per request is a paired comparison that the drift of
@@ -532,22 +532,23 @@ def side_by_side(
             psutil.Process(server.process.pid),
         )
 
-    found: list[list[dict[str, list[float | None]]]] = [[] for _ in pairs]
+    found: list[tuple[list[dict[str, float | None]], list[dict[str, float | None]]]] = [
+        ([], []) for _ in pairs
+    ]
     with ThreadPoolExecutor(2) as pool:
         for pair in pairs:
             list(pool.map(run, pair))  # the warm-up round
         for _ in range(rounds):
             for index, pair in enumerate(pairs):
-                runs = list(pool.map(run, pair))
-                found[index].append(
-                    {
-                        "cpu_us_per_request": [
-                            r.server_cpu_seconds / r.requests * 1e6 if r.requests else None
-                            for r in runs
-                        ],
-                        "rps": [r.requests / r.seconds if r.seconds else 0.0 for r in runs],
-                    }
-                )
+                for into, r in zip(found[index], pool.map(run, pair), strict=True):
+                    into.append(
+                        {
+                            "cpu_us_per_request": (
+                                r.server_cpu_seconds / r.requests * 1e6 if r.requests else None
+                            ),
+                            "rps": r.requests / r.seconds if r.seconds else 0.0,
+                        }
+                    )
     return found
 
 

@@ -13,7 +13,7 @@ import platform
 import re
 import statistics
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -323,13 +323,6 @@ def tracing_section(tracing: dict[str, Any]) -> str:
     off, on = tracing["rounds"].get("off", []), tracing["rounds"].get("on", [])
     ratios = tracing.get("ratios", [])
     by_cpu = cpu_ratios(off, on)
-
-    def verdict(values: Sequence[float | None]) -> str:
-        numbers = [v for v in values if v is not None and not math.isnan(v)]
-        if not numbers:
-            return "-"
-        return "met" if statistics.median(numbers) >= TRACING_GOAL else "MISSED"
-
     rows = [
         [
             "CheckOrder",
@@ -340,7 +333,7 @@ def tracing_section(tracing: dict[str, Any]) -> str:
             spread(_column(on, "cpu_us_per_request")),
             spread(by_cpu, ".3f"),
             spread(tracing.get("control_ratios", []), ".3f"),
-            f">= {TRACING_GOAL}: req/s {verdict(ratios)}, CPU {verdict(by_cpu)}",
+            f">= {TRACING_GOAL}: req/s {_tracing_verdict(ratios)}, CPU {_tracing_verdict(by_cpu)}",
         ]
     ]
     header = [
@@ -365,35 +358,30 @@ def tracing_section(tracing: dict[str, Any]) -> str:
     parts = [intro, "", table(header, rows)]
     side = tracing.get("side_by_side")
     if side:
-        parts += ["", _side_by_side(side, verdict)]
+        parts += ["", _side_by_side(side)]
     return "\n".join(parts)
 
 
-def _side_by_side(side: dict[str, Any], verdict: Callable[[Sequence[float | None]], str]) -> str:
+def _tracing_verdict(values: Sequence[float | None]) -> str:
+    numbers = [v for v in values if v is not None and not math.isnan(v)]
+    if not numbers:
+        return "-"
+    return "met" if statistics.median(numbers) >= TRACING_GOAL else "MISSED"
+
+
+def _side_by_side(side: dict[str, Any]) -> str:
     """The paired comparison: both gateways on the core at once, by CPU per request."""
-    paired, control = side.get("rounds", []), side.get("control_rounds", [])
-
-    def cpu(round_: dict[str, Any], index: int) -> float | None:
-        values = round_.get("cpu_us_per_request") or []
-        value = values[index] if len(values) > index else None
-        return float(value) if value else None
-
-    def ratios(rounds: Sequence[dict[str, Any]]) -> list[float | None]:
-        found: list[float | None] = []
-        for r in rounds:
-            first, second = cpu(r, 0), cpu(r, 1)
-            found.append(first / second if first and second else None)
-        return found
-
-    implied = ratios(paired)
+    off, on = side.get("off", []), side.get("on", [])
+    implied = cpu_ratios(off, on)
+    control = cpu_ratios(side.get("control_first", []), side.get("control_twin", []))
     rows = [
         [
             "CheckOrder",
-            spread([cpu(r, 0) for r in paired]),
-            spread([cpu(r, 1) for r in paired]),
+            spread(_column(off, "cpu_us_per_request")),
+            spread(_column(on, "cpu_us_per_request")),
             spread(implied, ".3f"),
-            spread(ratios(control), ".3f"),
-            f">= {TRACING_GOAL}: {verdict(implied)}",
+            spread(control, ".3f"),
+            f">= {TRACING_GOAL}: {_tracing_verdict(implied)}",
         ]
     ]
     header = [
@@ -405,7 +393,7 @@ def _side_by_side(side: dict[str, Any], verdict: Callable[[Sequence[float | None
         "goal",
     ]
     intro = (
-        f"Side by side ({len(paired)} rounds): the traced and the untraced gateway driven at "
+        f"Side by side ({len(off)} rounds): the traced and the untraced gateway driven at "
         "once, both on core 0, each by its own h2load; then the two untraced ones the same way "
         "(the A/A control of this method). Both meet the same interference at the same moment, "
         "so the ratio of their CPU per request (the throughput ratio it implies) moves less with "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import tempfile
 import urllib.parse
@@ -91,6 +92,19 @@ async def module_database_url(postgres_url: str) -> AsyncIterator[str]:
     name = await _create_database(postgres_url)
     yield with_database(postgres_url, name)
     await _drop_database(postgres_url, name)
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """For tests of code that configures the root logger (``logs.configure``, as ``main`` does
+    for a process): the test run gets its own handlers and level back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def gateway_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:

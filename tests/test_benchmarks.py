@@ -142,13 +142,21 @@ def synthetic_results(tracing: bool = True) -> dict[str, Any]:
                 "ratios": [0.98, 0.96],
                 "control_ratios": [1.01, 0.99],
                 "side_by_side": {
-                    "rounds": [
-                        {"cpu_us_per_request": [300.0, 309.0], "rps": [1600.0, 1560.0]},
-                        {"cpu_us_per_request": [310.0, 316.0], "rps": [1550.0, 1520.0]},
+                    "off": [
+                        {"cpu_us_per_request": 300.0, "rps": 1600.0},
+                        {"cpu_us_per_request": 310.0, "rps": 1550.0},
                     ],
-                    "control_rounds": [
-                        {"cpu_us_per_request": [300.0, 303.0], "rps": [1600.0, 1590.0]},
-                        {"cpu_us_per_request": [306.0, 300.0], "rps": [1570.0, 1600.0]},
+                    "on": [
+                        {"cpu_us_per_request": 309.0, "rps": 1560.0},
+                        {"cpu_us_per_request": 316.0, "rps": 1520.0},
+                    ],
+                    "control_first": [
+                        {"cpu_us_per_request": 300.0, "rps": 1600.0},
+                        {"cpu_us_per_request": 306.0, "rps": 1570.0},
+                    ],
+                    "control_twin": [
+                        {"cpu_us_per_request": 303.0, "rps": 1590.0},
+                        {"cpu_us_per_request": 300.0, "rps": 1600.0},
                     ],
                 },
             }
@@ -216,9 +224,9 @@ def test_report_when_full_figures_then_every_section_with_medians_and_ranges() -
     assert ">= 0.95: met" in side
     # A round without CPU figures (no answer, or an older or partial JSON) is left out.
     results = synthetic_results()
-    rounds = results["tracing"]["side_by_side"]["rounds"]
-    rounds.append({"cpu_us_per_request": [None, 320.0], "rps": [0.0, 1500.0]})
-    rounds.append({"rps": [1.0]})
+    side = results["tracing"]["side_by_side"]
+    side["off"] += [{"cpu_us_per_request": None, "rps": 0.0}, {"rps": 1.0}]
+    side["on"] += [{"cpu_us_per_request": 320.0, "rps": 1500.0}, {}]
     assert "0.976 [0.971-0.981]" in report.format_report(results).split("Side by side", 1)[1]
     assert LABELS["luld_trade"] in text
 

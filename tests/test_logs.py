@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from gateway import logs
 
 SUBSCRIBE = "/execgw.v1.MarketStateService/SubscribeMarketState"
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """``logs.configure`` replaces the root handlers: put pytest's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def _grpc_logs_a_failed_write() -> None:

@@ -7,8 +7,6 @@ Performance and quality figures of the full day (20,000 orders over 50 symbols) 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -25,18 +23,6 @@ def run() -> routing_simulation.RoutingDayRun:
     return routing_simulation.run_day(
         settings_module.load(environ={}), orders=ORDERS, symbols=50, seed=11
     )
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """``main`` configures the root logger for a process; give the test run its own back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def test_small_day_then_every_order_decided_or_refused_and_every_fill_linked(

@@ -30,6 +30,9 @@ T = TypeVar("T")
 Req = TypeVar("Req")
 Out = TypeVar("Out")
 Ans = TypeVar("Ans")
+# RecordFill's span attribute (constants: nothing built per call when the call is not sampled).
+_DUPLICATE = {"execgw.duplicate": True}
+_NEW = {"execgw.duplicate": False}
 
 
 class _Acknowledged:
@@ -206,12 +209,12 @@ class JournalServicer(Servicer, pb_grpc.JournalServiceServicer):
     ) -> pb.RecordFillResponse:
         ack = self._retried(request)
         if ack is not None:
-            tracing.annotate(**{"execgw.duplicate": True})
+            tracing.annotate(_DUPLICATE)
             return self._answer(request, ack)
         submitted = self._submit(request)
         with tracing.child("journal.commit"):
             recorded = await submitted
-        tracing.annotate(**{"execgw.duplicate": recorded.stored.duplicate})
+        tracing.annotate(_DUPLICATE if recorded.stored.duplicate else _NEW)
         return self._ack(request, recorded)
 
     async def RecordFills(
