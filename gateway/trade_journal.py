@@ -342,7 +342,7 @@ class TradeJournal:
         future = self.writer.submit(
             _row(fill, fees, received_at, trade_date_of(fill.transaction_time)), fill
         )
-        answer: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[Recorded] = future.get_loop().create_future()
 
         def committed(done: asyncio.Future[StoredFill]) -> None:
             if done.cancelled():

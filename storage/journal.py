@@ -183,6 +183,9 @@ class JournalWriter:
         self._retry_delay = retry_delay
         self._queue: list[_Pending] = []
         self._wakeup = asyncio.Event()
+        # The loop ``run()`` runs on: futures are made on it without asking asyncio for the
+        # running loop (on Python 3.11 each ask is a getpid system call, twice per fill).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: asyncpg.Connection | None = None
         self._months: set[date] = set()
         self.chain_id: int | None = None
@@ -217,7 +220,8 @@ class JournalWriter:
             raise JournalUnavailable(
                 "the journal cannot reach PostgreSQL; the fill was not recorded"
             )
-        future: asyncio.Future[StoredFill] = asyncio.get_running_loop().create_future()
+        assert self._loop is not None  # available: ``run()`` has connected
+        future: asyncio.Future[StoredFill] = self._loop.create_future()
         pending = _Pending(row, future, fill)
         known = self._recent.get(row.key)
         if known is not None:
@@ -244,6 +248,7 @@ class JournalWriter:
 
     async def run(self) -> None:
         """Write batches until cancelled; reconnect after connection failures."""
+        self._loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
