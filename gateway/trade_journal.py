@@ -212,13 +212,42 @@ class TradeJournal:
             self._cost_methods, self._default_cost_method, history=self._position_history
         )
         count = 0
+        # Corrections and busts of fills the book had already forgotten when the replay reached
+        # them (it keeps only the latest ``position_history`` fills): their positions are
+        # rebuilt from every journal record of them once the replay is through.
+        unplaced: list[Fill] = []
         async with self._pool.acquire() as connection:
             async for row in stream_fill_rows(connection):
-                book.apply(audit.domain_fill(row))
+                fill = audit.domain_fill(row)
+                if book.knows(fill):
+                    book.apply(fill)
+                else:
+                    unplaced.append(fill)
                 count += 1
+            if unplaced:
+                history = await fetch_position_rows(
+                    connection,
+                    {(f.account, f.symbol) for f in unplaced},
+                    {f.corrects_key for f in unplaced},
+                    timeout=self._query_timeout,
+                )
+                book.adopt(self._replayed(history.rows), history.positions)
+                self._metrics.journal_position_rebuilds.inc(len(history.positions))
+                log.info(
+                    "positions rebuilt from the journal at start",
+                    extra={"positions": len(history.positions), "records": len(history.rows)},
+                )
         self.book = book
         self._count_positions()
         return count
+
+    def _replayed(self, rows: list[FillRow]) -> PositionBook:
+        """A book of every record in ``rows`` (journal order), with nothing forgotten."""
+        return PositionBook.replay(
+            [audit.domain_fill(row) for row in rows],
+            self._cost_methods,
+            self._default_cost_method,
+        )
 
     async def _history(self, up_to: date) -> tuple[list[Fill], dict[FillKey, FeeBreakdown], int]:
         async with self._pool.acquire() as connection:

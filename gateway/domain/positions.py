@@ -254,11 +254,10 @@ class PositionBook:
         fills: Iterable[Fill],
         cost_methods: Mapping[str, CostMethod] | None = None,
         default_method: CostMethod = CostMethod.AVERAGE,
-        *,
-        history: int | None = None,
     ) -> PositionBook:
-        """Build a book from the journal's fills in journal order (what a restart does)."""
-        book = cls(cost_methods, default_method, history=history)
+        """Build a book of every fill, in journal order, forgetting none (a book with a bounded
+        history cannot place a record naming a fill it forgot: see ``knows``)."""
+        book = cls(cost_methods, default_method)
         for fill in fills:
             book.apply(fill)
         return book

@@ -81,13 +81,16 @@ async def test_amendments_of_forgotten_fills_then_positions_equal_the_whole_jour
     held = {(p.account, p.symbol): p.quantity for p in whole}
     assert held == {("ACC-1", "AAPL"): 30, ("ACC-2", "AAPL"): 40, ("ACC-9", "MSFT"): 1200}
 
-    # After a restart that kept only 3 fills, retries of forgotten fills are duplicates from the
-    # journal itself: the positions they name are rebuilt, and nothing counts twice.
+    # A restart that keeps only 3 fills replays corrections and busts of fills it has already
+    # forgotten by then: the positions are the whole journal's from the start. Then retries of
+    # forgotten fills are duplicates from the journal itself: the positions they name are
+    # rebuilt, and nothing counts twice.
     async with (
         serving(settings) as restarted,
         grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel,
     ):
         stub = pb_grpc.JournalServiceStub(channel)
+        assert await positions(stub, include_flat=True, include_lots=True) == whole
         first = await record(stub, fill(5, account="ACC-9", symbol="MSFT", price="400"))
         assert first.duplicate and first.position.quantity == 1200
         second = await record(stub, fill(4, side=SELL, quantity=250, price="13.00"))
