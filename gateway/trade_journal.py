@@ -49,7 +49,7 @@ from gateway.domain.venues import VenueSet
 from gateway.metrics import Metrics
 from storage import audit
 from storage.audit import AuditReport
-from storage.fills import fetch_fill_rows, fetch_position_rows, stream_fill_rows
+from storage.fills import fetch_fill_rows, fetch_position_rows, stream_fills
 from storage.journal import FillConflict, FillRow, JournalWriter, StoredFill
 from storage.reconciliation_runs import ReconciliationRun, store_run
 
@@ -217,8 +217,7 @@ class TradeJournal:
         # rebuilt from every journal record of them once the replay is through.
         unplaced: list[Fill] = []
         async with self._pool.acquire() as connection:
-            async for row in stream_fill_rows(connection):
-                fill = audit.domain_fill(row)
+            async for fill in stream_fills(connection):
                 if book.knows(fill):
                     book.apply(fill)
                 else:

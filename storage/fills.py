@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 
 import asyncpg
 
+from gateway.domain.fills import Fill, FillKind, Liquidity
+from gateway.domain.orders import Side
 from storage.journal import ROW_FIELDS, FillRow
 
 _COLUMNS = f"SELECT {', '.join(ROW_FIELDS)}, sequence"
 _SELECT = f"{_COLUMNS} FROM trade_fills"
+# A restart folds every fill into positions: it reads only a Fill's columns (in its field order)
+# and builds the fills directly, about twice as fast as whole rows.
+_FILL_COLUMNS = (
+    "venue",
+    "exec_id",
+    "account",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "liquidity",
+    "transaction_time",
+    "client_order_id",
+    "decision_id",
+    "kind",
+    "corrects_exec_id",
+)
+assert tuple(f.name for f in fields(Fill)) == _FILL_COLUMNS
+_SELECT_FILLS = f"SELECT {', '.join(_FILL_COLUMNS)} FROM trade_fills ORDER BY sequence"
+_SIDES = {side.value: side for side in Side}
+_LIQUIDITY = {flag.value: flag for flag in Liquidity}
+_KINDS = {kind.value: kind for kind in FillKind}
+_ROW_WIDTH = len(ROW_FIELDS)
 _CORRECTIONS = "kind <> 'NEW'"
 # Rows of the positions given as two parallel arrays (accounts, symbols), by the
 # (account, symbol, sequence) index.
@@ -49,7 +74,8 @@ class PositionHistory:
 
 
 def _row(record: asyncpg.Record) -> FillRow:
-    return FillRow(**{name: record[name] for name in ROW_FIELDS})
+    # The SELECTs here list ROW_FIELDS first, in order.
+    return FillRow(*record[:_ROW_WIDTH])
 
 
 async def fetch_fill_rows(
@@ -69,13 +95,16 @@ async def fetch_fill_rows(
     return rows, (records[-1]["sequence"] if records else 0)
 
 
-async def stream_fill_rows(
-    connection: asyncpg.Connection, *, chunk: int = 5000
-) -> AsyncIterator[FillRow]:
-    """Every fill in sequence order, ``chunk`` rows at a time (memory stays flat)."""
+async def stream_fills(connection: asyncpg.Connection, *, chunk: int = 5000) -> AsyncIterator[Fill]:
+    """Every journal record as a domain fill, in sequence order, ``chunk`` rows at a time (memory
+    stays flat)."""
+    sides, flags, kinds = _SIDES, _LIQUIDITY, _KINDS
     async with connection.transaction(readonly=True):
-        async for record in connection.cursor(f"{_SELECT} ORDER BY sequence", prefetch=chunk):
-            yield _row(record)
+        async for r in connection.cursor(_SELECT_FILLS, prefetch=chunk):
+            yield Fill(
+                r[0], r[1], r[2], r[3], sides[r[4]], r[5], r[6], flags[r[7]], r[8], r[9], r[10],
+                kinds[r[11]], r[12],
+            )  # fmt: skip
 
 
 def _pairs(keys: Collection[tuple[str, str]]) -> tuple[list[str], list[str]]:

@@ -13,11 +13,14 @@ import pytest
 
 from gateway.domain.positions import CostMethod, Lot, Position
 from gateway.domain.reconciliation import BreakKind, ReconciliationBreak
-from storage.fills import fetch_fill_rows
+from gateway.domain.fills import FillKind, Liquidity
+from gateway.domain.orders import Side
+from storage.audit import domain_fill
+from storage.fills import fetch_fill_rows, stream_fills
 from storage.journal import JournalWriter
 from storage.migrations import apply_migrations
 from storage.reconciliation_runs import ReconciliationRun, store_run
-from tests.storage.test_journal_writer import T0, fill
+from tests.storage.test_journal_writer import T0, _start, _stop, fill
 
 TABLES = (
     "borrow_rates",
@@ -125,3 +128,32 @@ async def test_fetch_fill_rows_then_journal_order_and_high_water(
     assert [r.exec_id for r in rows] == ["E1", "E2", "E3"]
     assert high_water == await connection.fetchval("SELECT max(sequence) FROM trade_fills")
     assert await fetch_fill_rows(connection, up_to=date(2026, 11, 23)) == ([], 0)
+
+
+async def test_stream_fills_then_every_record_as_its_row_reads_in_journal_order(
+    database_url: str, connection: asyncpg.Connection
+) -> None:
+    """What a restart folds (only a fill's columns) is what the whole stored rows say."""
+    writer, task = await _start(database_url)
+    sides, flags = list(Side), list(Liquidity)
+    for n in range(10, 10 + 2 * len(sides) * len(flags)):
+        await writer.record(
+            fill(
+                n,
+                side=sides[n % len(sides)].value,
+                liquidity=flags[n % len(flags)].value,
+                client_order_id=f"O{n}",
+                decision_id=f"D{n}" if n % 2 else "",
+                price=Decimal("0.5012") if n % 5 == 0 else Decimal("187.25"),
+            )
+        )
+    await writer.record(fill(90, kind="CORRECTION", corrects_exec_id="E10", quantity=7))
+    await _stop(task)
+
+    streamed = [f async for f in stream_fills(connection)]
+    rows, _ = await fetch_fill_rows(connection)
+    assert streamed == [domain_fill(row) for row in rows]
+    assert {f.side for f in streamed} == set(sides)
+    assert {f.liquidity for f in streamed} == set(flags)
+    assert {f.kind for f in streamed} == {FillKind.NEW, FillKind.BUST, FillKind.CORRECTION}
+    assert streamed[-1].corrects_exec_id == "E10" and streamed[-1].quantity == 7
