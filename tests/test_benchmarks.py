@@ -4,6 +4,7 @@ synthetic figures, the parsing of the other benchmarks' output. No timing is ass
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -202,6 +203,32 @@ def test_hot_paths_script_when_tiny_run_then_every_case_printed_and_written(
         assert {"p50_us", "p99_us", "p999_us", "mean_us"} <= set(row)
         assert row["samples"] == 40
         assert 0 < row["p50_us"] <= row["p99_us"] <= row["p999_us"]
+
+
+def test_fill_path_script_when_tiny_run_then_every_fill_acknowledged_and_figures_printed(
+    database_url: str,
+) -> None:
+    """The in-process fill path on the test database: it exits non-zero if any fill of a run
+    was not acknowledged."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_fill_path.py"),
+            *("--fills", "300", "--batch", "100", "--runs", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "EXECGW_DATABASE_URL": database_url},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {
+        line.strip().split("  ")[0]: line.split()
+        for line in done.stdout.splitlines()
+        if line.startswith("  ")
+    }
+    assert float(lines["durable fills/s"][2].replace(",", "")) > 0
+    assert float(lines["process CPU us/fill"][3]) > 0
 
 
 def test_report_when_full_figures_then_every_section_with_medians_and_ranges() -> None:
