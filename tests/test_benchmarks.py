@@ -360,6 +360,34 @@ def test_burst_script_when_asked_for_help_then_describes_itself() -> None:
     assert "--normal-rps" in done.stdout and "--factor" in done.stdout
 
 
+def test_handler_floor_variant_when_served_then_answers_the_real_decision_every_time(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A cut-short CheckOrder still sends the gateway's real answer (the same bytes each time),
+    so the variants differ only in the work done before answering."""
+    from benchmarks.grpc_load import free_port, grpc_status, server_env, start_server
+    from benchmarks.requests import REQUESTS, prime_market
+
+    spec = REQUESTS["CheckOrder"]
+    port = free_port()
+    command = [
+        *(sys.executable, str(ROOT / "benchmarks" / "handler_floor.py"), "--serve", "parsed"),
+        *("--", "--grpc-port", str(port), "--metrics-port", "-1", "--database-url", database_url),
+        *("--log-level", "WARNING", "--market-clock", "feed"),
+    ]
+    server = start_server(command, port, server_env(), tmp_path / "floor.log")
+    try:
+        prime_market(port, 20)
+        answers = [grpc_status(port, spec.method, spec.request, spec.response) for _ in range(3)]
+    finally:
+        server.terminate()
+        server.wait(15)
+    assert [status for status, _ in answers] == ["OK"] * 3
+    first = answers[0][1]
+    assert first is not None and first.allowed and first.band.lower
+    assert all(response == first for _, response in answers)
+
+
 def test_parse_journal_stream_when_figures_missing_then_error_not_exception() -> None:
     assert "error" in parse_journal_stream("Traceback (most recent call last):\n")
 
